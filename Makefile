@@ -1,0 +1,36 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,lint]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/flaskserve demo --dir demo-models
+	@echo
+	@echo "Serving the demo model on http://127.0.0.1:$(PORT) — try, in another terminal:"
+	@echo "  curl -s localhost:$(PORT)/predict -H 'content-type: application/json' -d '{\"x\": 1, \"y\": 2}'"
+	@echo
+	$(BIN)/flaskserve serve demo-models --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) demo-models .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,160 @@
+"""The ``flaskserve`` command: turn flags into settings, then delegate."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from flaskserve import __version__
+from flaskserve.errors import FlaskserveError
+
+log = logging.getLogger("flaskserve.cli")
+
+_config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML config file (defaults < file < FLASKSERVE_* env < flags).",
+)
+
+
+def _model_options(command: Any) -> Any:
+    options = [
+        click.option("--name", "model_name", help="Model name for a single file (default: the file's stem)."),
+        click.option(
+            "--allow-pickle",
+            is_flag=True,
+            default=None,
+            help="Trust pickle/joblib files under MODEL_PATH: they run code when they load.",
+        ),
+        click.option(
+            "--trust-type",
+            "skops_trusted_types",
+            multiple=True,
+            help="A type skops may build beyond its safe set, e.g. sklearn.tree._tree.Tree (repeatable).",
+        ),
+        _config_option,
+        click.argument("model_path", type=click.Path(path_type=Path), required=False),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _settings(config_file: Path | None, **flags: Any) -> Any:
+    from flaskserve.settings import load_settings
+
+    if not flags.get("skops_trusted_types"):
+        flags.pop("skops_trusted_types", None)
+    else:
+        flags["skops_trusted_types"] = list(flags["skops_trusted_types"])
+    return load_settings(config_file, **flags)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flaskserve")
+def main() -> None:
+    """Serve trained models over a fast, secure, standard HTTP API."""
+
+
+@main.command()
+@_model_options
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to bind (default 5000).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPU count).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads per worker.")
+@click.option("--default-model", default=None, help="The model /predict serves when several are loaded.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.option("--log-format", type=click.Choice(["json", "text", "auto"]), default=None)
+def serve(config_file: Path | None, **flags: Any) -> None:
+    """Serve MODEL_PATH (a model file or a repository folder) under gunicorn."""
+    from flaskserve.observability.logging import configure_logging
+
+    settings = _fail_cleanly(lambda: _settings(config_file, **flags))
+    configure_logging(settings.log_level, settings.log_format)
+    log.info("settings in force", extra={"settings": settings.describe()})
+    from flaskserve.app import create_app
+    from flaskserve.serving.gunicorn import serve as run_server
+
+    app = _fail_cleanly(lambda: create_app(settings))
+    run_server(app, settings)
+
+
+@main.command()
+@_model_options
+def check(config_file: Path | None, **flags: Any) -> None:
+    """Load MODEL_PATH, print each model's signature and the settings in force, and exit."""
+    from flaskserve.models.loaders import default_loaders
+    from flaskserve.models.loading import load_registry
+
+    settings = _fail_cleanly(lambda: _settings(config_file, **flags))
+    registry = _fail_cleanly(lambda: load_registry(settings, default_loaders()))
+    report = {
+        "models": [
+            {
+                "name": m.name,
+                "version": m.version,
+                "platform": m.platform,
+                "sha256": m.sha256,
+                "signature": m.signature.describe(),
+            }
+            for m in registry.models()
+        ],
+        "settings": settings.describe(),
+    }
+    click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+def convert(source: Path, target: Path) -> None:
+    """Convert a pickle/joblib model SOURCE into a skops file TARGET.
+
+    This loads SOURCE, which runs any code the pickle holds: convert only files you trust.
+    """
+    from flaskserve.models.loaders.pickled import PickleLoader
+    from flaskserve.models.trust import TrustPolicy, file_sha256
+
+    if target.suffix.lower() != ".skops":
+        raise click.UsageError("TARGET must end in .skops")
+    loaded = _fail_cleanly(
+        lambda: PickleLoader().load(
+            source, sha256=file_sha256(source), display_name=source.name, trust=TrustPolicy(allow_pickle=True)
+        )
+    )
+    import skops.io as sio
+
+    sio.dump(loaded.model, target)
+    untrusted = sio.get_untrusted_types(file=target)
+    click.echo(f"wrote {target}")
+    if untrusted:
+        flags = " ".join(f"--trust-type {t}" for t in untrusted)
+        click.echo(f"it holds types outside skops' safe set; to serve it, trust them: {flags}")
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-models"))
+def demo(directory: Path) -> None:
+    """Train the demo model (linear regression on x and y) into a repository folder."""
+    from flaskserve.demo import train_demo_model
+
+    root = train_demo_model(directory)
+    click.echo(f"trained the demo model into {root}")
+
+
+def _fail_cleanly(action: Any) -> Any:
+    try:
+        return action()
+    except FlaskserveError as error:
+        click.echo(f"flaskserve: {error.message}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,188 @@
+"""The error tree: every failure a client can cause or see, with its HTTP status.
+
+Each class carries the HTTP ``status`` and a stable machine-readable ``code``; the
+web edge renders any :class:`FlaskserveError` as ``{"error": message, "code": code}``
+in exactly one place (``flaskserve.api.errors``). The core raises these and never
+imports Flask.
+
+::
+
+    FlaskserveError (500 internal_error)
+    ├── BadRequest (400 bad_request)
+    │   ├── MalformedRequest (400 malformed_request)
+    │   ├── InvalidInput (400 invalid_input)
+    │   │   ├── MissingFeature (400 missing_feature)
+    │   │   ├── UnknownFeature (400 unknown_feature)
+    │   │   ├── WrongFeatureCount (400 wrong_feature_count)
+    │   │   ├── InvalidValue (400 invalid_value)
+    │   │   └── ShapeMismatch (400 shape_mismatch)
+    │   ├── UnsupportedMethod (400 unsupported_method)
+    │   └── LimitExceeded (400 limit_exceeded)
+    ├── Unauthorized (401 unauthorized)
+    ├── Forbidden (403 forbidden)
+    ├── NotFound (404 not_found)
+    │   ├── ModelNotFound (404 model_not_found)
+    │   └── VersionNotFound (404 version_not_found)
+    ├── PayloadTooLarge (413 payload_too_large)
+    ├── UnsupportedMediaType (415 unsupported_media_type)
+    ├── TooManyRequests (429 rate_limited)
+    ├── PredictionFailed (500 prediction_failed)
+    ├── ServiceUnavailable (503 unavailable)
+    │   └── ModelNotReady (503 model_not_ready)
+    └── ModelLoadError (500 model_load_failed)
+        └── UntrustedModel (500 untrusted_model)
+
+Messages name the bad value and the fix, and never contain a file path or a
+traceback: they are shown to whoever sent the request.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class FlaskserveError(Exception):
+    """Base of every error flaskserve raises on purpose."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "internal server error"
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+        self.message = message or self.default_message
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class BadRequest(FlaskserveError):
+    status = 400
+    code = "bad_request"
+    default_message = "the request is not valid"
+
+
+class MalformedRequest(BadRequest):
+    """The body could not be parsed, or is not of the shape the protocol defines."""
+
+    code = "malformed_request"
+    default_message = "the request body is not valid JSON"
+
+
+class InvalidInput(BadRequest):
+    """The body parsed, but its values do not fit the model's signature."""
+
+    code = "invalid_input"
+    default_message = "the input does not match the model's signature"
+
+
+class MissingFeature(InvalidInput):
+    code = "missing_feature"
+
+
+class UnknownFeature(InvalidInput):
+    code = "unknown_feature"
+
+
+class WrongFeatureCount(InvalidInput):
+    code = "wrong_feature_count"
+
+
+class InvalidValue(InvalidInput):
+    code = "invalid_value"
+
+
+class ShapeMismatch(InvalidInput):
+    code = "shape_mismatch"
+
+
+class UnsupportedMethod(BadRequest):
+    """The model does not offer the method the request asked for (e.g. predict_proba on a regressor)."""
+
+    code = "unsupported_method"
+
+
+class LimitExceeded(BadRequest):
+    """A request is within the body-size limit but asks for too much work (rows, elements, depth...)."""
+
+    code = "limit_exceeded"
+
+
+class Unauthorized(FlaskserveError):
+    status = 401
+    code = "unauthorized"
+    default_message = "a valid API key is required: send 'Authorization: Bearer <key>'"
+
+
+class Forbidden(FlaskserveError):
+    status = 403
+    code = "forbidden"
+    default_message = "this API key does not have the scope this route needs"
+
+
+class NotFound(FlaskserveError):
+    status = 404
+    code = "not_found"
+    default_message = "not found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class PayloadTooLarge(FlaskserveError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "the request body is larger than the server accepts"
+
+
+class UnsupportedMediaType(FlaskserveError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "send the body as JSON with 'Content-Type: application/json'"
+
+
+class TooManyRequests(FlaskserveError):
+    status = 429
+    code = "rate_limited"
+    default_message = "too many requests: slow down and retry later"
+
+
+class PredictionFailed(FlaskserveError):
+    """The model raised while predicting. The message carries an error id that is also in the log."""
+
+    status = 500
+    code = "prediction_failed"
+
+    def __init__(self, message: str | None = None, *, error_id: str) -> None:
+        super().__init__(message)
+        self.error_id = error_id
+
+
+class ServiceUnavailable(FlaskserveError):
+    status = 503
+    code = "unavailable"
+    default_message = "the service is not ready"
+
+
+class ModelNotReady(ServiceUnavailable):
+    code = "model_not_ready"
+
+
+class ModelLoadError(FlaskserveError):
+    """A model file could not be turned into a served model. Raised at load time, not per request."""
+
+    code = "model_load_failed"
+
+
+class UntrustedModel(ModelLoadError):
+    """The file's format can run code when loaded, and the operator has not trusted it."""
+
+    code = "untrusted_model"
+
+
+def clip(text: str, limit: int = 40) -> str:
+    """Shorten a client-supplied value before echoing it in a message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

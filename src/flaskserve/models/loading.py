@@ -1,0 +1,156 @@
+"""Turn model files into served models: trust check, load, signature, warm-up.
+
+Loading happens once in the server's master process, before gunicorn forks its
+workers, so the workers share the models' memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flaskserve.errors import ModelLoadError
+from flaskserve.models.loaders import LoaderTable
+from flaskserve.models.registry import ModelEntry, ModelRegistry, ModelState
+from flaskserve.models.repository import ModelSource, scan
+from flaskserve.models.served import ServedModel
+from flaskserve.models.signature import infer_signature
+from flaskserve.models.trust import TrustPolicy, file_sha256
+from flaskserve.settings import ConfigError, ModelSettings, Settings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+log = logging.getLogger("flaskserve.models")
+
+
+def silence_redundant_warnings() -> None:
+    """Rows reach scikit-learn as bare arrays after flaskserve checked them by name.
+
+    scikit-learn then warns, on every call, that the array has no feature names;
+    the check it asks for has already been made, so the warning is noise.
+    """
+    warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+
+
+def trust_policy(settings: Settings) -> TrustPolicy:
+    return TrustPolicy.build(
+        allow_pickle=settings.allow_pickle,
+        trusted_sha256=settings.trusted_sha256,
+        skops_trusted_types=settings.skops_trusted_types,
+    )
+
+
+def settings_for(source: ModelSource, settings: Settings) -> ModelSettings:
+    """Settings of one model: its ``model-settings.toml``, overridden by the operator's config."""
+    values: dict[str, Any] = {}
+    if source.settings_file is not None:
+        try:
+            values = tomllib.loads(source.settings_file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ModelLoadError(f"model '{source.name}': its settings file is not valid TOML: {exc}") from exc
+    configured = settings.models.get(source.name)
+    if configured is not None:
+        values.update(configured.model_dump(exclude_unset=True))
+    try:
+        return ModelSettings(**values)
+    except ValueError as exc:
+        raise ModelLoadError(f"model '{source.name}': invalid settings: {exc}") from exc
+
+
+def load_model(
+    source: ModelSource, model_settings: ModelSettings, loaders: LoaderTable, trust: TrustPolicy
+) -> ServedModel:
+    display = f"model '{source.name}' version {source.version} ({source.path.name})"
+    started = time.perf_counter()
+    sha256 = file_sha256(source.path)
+    loaded = loaders.for_path(source.path).load(source.path, sha256=sha256, display_name=display, trust=trust)
+    signature = infer_signature(
+        loaded.model, feature_names=model_settings.features, allow_missing=model_settings.allow_missing
+    )
+    if model_settings.default_method not in signature.methods:
+        raise ModelLoadError(
+            f"{display}: default_method '{model_settings.default_method}' is not one of its methods "
+            f"({', '.join(signature.methods)})"
+        )
+    model = ServedModel(
+        name=source.name,
+        version=source.version,
+        estimator=loaded.model,
+        signature=signature,
+        platform=loaded.platform,
+        sha256=sha256,
+        source=source.path,
+        settings=model_settings,
+    )
+    model = _warm_up(model)
+    log.info(
+        "model loaded",
+        extra={
+            "model": source.name,
+            "version": source.version,
+            "sha256": sha256,
+            "platform": loaded.platform,
+            "features": signature.n_features,
+            "load_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
+    return model
+
+
+def _warm_up(model: ServedModel) -> ServedModel:
+    """Call the model once on a row of zeros, and learn whether it needs a DataFrame.
+
+    A model fit on a DataFrame whose steps select columns by name fails on a bare
+    array; it is then fed DataFrames. Any other model gets the faster bare array.
+    """
+    probe = np.zeros((1, model.signature.n_features), dtype=model.signature.dtype)
+    try:
+        model.call(model.default_method, probe)
+        return model
+    except Exception as array_error:
+        if not model.signature.names_given:
+            log.warning("warm-up call failed", extra={"model": model.name, "error": type(array_error).__name__})
+            return model
+    framed = dataclasses.replace(model, wants_dataframe=True)
+    try:
+        framed.call(model.default_method, probe)
+    except ImportError:
+        return model
+    except Exception as frame_error:
+        log.warning("warm-up call failed", extra={"model": model.name, "error": type(frame_error).__name__})
+        return model
+    return framed
+
+
+def load_registry(settings: Settings, loaders: LoaderTable) -> ModelRegistry:
+    """Load every model under ``settings.model_path``; any failure stops the server from starting."""
+    if settings.model_path is None:
+        raise ConfigError("no model given: pass a model file or a repository folder")
+    silence_redundant_warnings()
+    registry = ModelRegistry(default_model=settings.default_model)
+    sources = scan(settings.model_path, loaders, single_name=settings.model_name)
+    trust = trust_policy(settings)
+    for source in sources:
+        registry.set_entry(ModelEntry(source.name, source.version, ModelState.LOADING))
+        registry.add(load_model(source, settings_for(source, settings), loaders, trust))
+    if settings.default_model is not None and settings.default_model not in registry.names():
+        raise ConfigError(
+            f"default_model '{settings.default_model}' is not among the served models: "
+            f"{', '.join(registry.names())}"
+        )
+    return registry
+
+
+def repository_root(settings: Settings) -> Path | None:
+    path = settings.model_path
+    return path.resolve() if path is not None and path.is_dir() else None

@@ -1,0 +1,77 @@
+"""Who may run code when a model file loads.
+
+Pickle (and joblib, which wraps it) executes arbitrary code while loading: a
+pickle file is as dangerous as a script. flaskserve loads one only when the
+operator has trusted it, by ``--allow-pickle`` for the files named on the
+command line or by pinning the file's SHA-256 digest in the configuration.
+skops files are inspected first and load only if every type they would build is
+on skops' own safe list or on the operator's list; ``trusted=True`` is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flaskserve.errors import UntrustedModel
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """The operator's decisions about code that runs at load time."""
+
+    #: Load pickle/joblib files found under the path given on the command line.
+    allow_pickle: bool = False
+    #: SHA-256 digests (hex) of pickle files trusted one by one.
+    trusted_sha256: frozenset[str] = field(default_factory=frozenset)
+    #: Fully qualified type names that skops may build beyond its default safe set.
+    skops_trusted_types: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        allow_pickle: bool = False,
+        trusted_sha256: Iterable[str] = (),
+        skops_trusted_types: Iterable[str] = (),
+    ) -> TrustPolicy:
+        return cls(
+            allow_pickle=allow_pickle,
+            trusted_sha256=frozenset(d.strip().lower() for d in trusted_sha256),
+            skops_trusted_types=frozenset(skops_trusted_types),
+        )
+
+    def check_pickle(self, display_name: str, sha256: str) -> None:
+        """Refuse a pickle-based file unless the operator trusted it."""
+        if self.allow_pickle or sha256 in self.trusted_sha256:
+            return
+        raise UntrustedModel(
+            f"refusing to load {display_name}: pickle and joblib files run code when they load. "
+            "If you trust this file, pass --allow-pickle, or pin its digest with "
+            f'trusted_sha256 = ["{sha256}"] in the config file; or convert it to a safe format '
+            "with 'flaskserve convert MODEL.pkl MODEL.skops'"
+        )
+
+    def check_skops_types(self, display_name: str, untrusted: Iterable[str]) -> list[str]:
+        """Return the types to pass to skops as trusted, or refuse if any is not allowed."""
+        wanted = sorted(set(untrusted))
+        refused = [t for t in wanted if t not in self.skops_trusted_types]
+        if refused:
+            raise UntrustedModel(
+                f"refusing to load {display_name}: it contains types that are not trusted: "
+                f"{', '.join(refused)}. If you trust them, pass --trust-type for each or list them in "
+                "skops_trusted_types in the config file"
+            )
+        return wanted

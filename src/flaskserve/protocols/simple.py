@@ -1,0 +1,102 @@
+"""The simple JSON protocol: the tutorial's ``POST /predict``, made complete.
+
+Requests::
+
+    {"x": 1, "y": 2}                                 one row by feature name
+    {"instances": [{"x": 1, "y": 2}, ...]}           rows by name
+    {"instances": [[1, 2], ...]}                     rows by position
+    [{"x": 1, "y": 2}, ...]                          a bare list of rows
+
+A ``"method"`` key (or the ``method`` query parameter) picks the model method.
+One row by name answers ``{"prediction": ...}``; every other form answers
+``{"predictions": [...]}``. Classifier probabilities come back as
+``{label: probability}`` maps keyed by the model's classes.
+
+Pure functions: parsed JSON in, matrix out, and back; no Flask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy.typing as npt
+
+from flaskserve.errors import MalformedRequest, ShapeMismatch, clip
+from flaskserve.models.signature import Signature
+
+METHOD_KEY = "method"
+ROWS_KEY = "instances"
+_PROBABILITY_METHODS = frozenset({"predict_proba", "predict_log_proba", "decision_function"})
+
+
+@dataclass(frozen=True)
+class SimpleRequest:
+    matrix: npt.NDArray[Any]
+    method: str
+    #: One row sent by name: answer with the singular ``prediction`` key.
+    single: bool
+
+
+def decode_request(
+    payload: Any, signature: Signature, *, default_method: str, query_method: str | None = None
+) -> SimpleRequest:
+    if isinstance(payload, list):
+        return SimpleRequest(_rows(payload, signature), query_method or default_method, single=False)
+    if not isinstance(payload, dict):
+        raise MalformedRequest(
+            'the body must be a JSON object such as {"feature": value, ...} or {"instances": [...]}'
+        )
+    method = _method(payload, signature, query_method) or default_method
+    if ROWS_KEY in payload and ROWS_KEY not in signature.feature_names:
+        extra = [k for k in payload if k not in (ROWS_KEY, METHOD_KEY)]
+        if extra:
+            raise MalformedRequest(
+                f"unexpected key{'s' if len(extra) > 1 else ''} "
+                f"{', '.join(repr(clip(str(k))) for k in extra[:5])} beside 'instances'; "
+                "send features inside each row"
+            )
+        return SimpleRequest(_rows(payload[ROWS_KEY], signature), method, single=False)
+    record = payload
+    if METHOD_KEY in payload and METHOD_KEY not in signature.feature_names:
+        record = {k: v for k, v in payload.items() if k != METHOD_KEY}
+    return SimpleRequest(signature.matrix_from_records([record]), method, single=True)
+
+
+def encode_response(values: npt.NDArray[Any], request: SimpleRequest, signature: Signature) -> dict[str, Any]:
+    answers = render_values(values, request.method, signature)
+    if request.single:
+        return {"prediction": answers[0]}
+    return {"predictions": answers}
+
+
+def render_values(values: npt.NDArray[Any], method: str, signature: Signature) -> list[Any]:
+    """Model output as JSON-ready rows: probability maps for classifiers, plain values otherwise."""
+    labels = signature.class_labels
+    if method in _PROBABILITY_METHODS and labels and values.ndim == 2 and values.shape[1] == len(labels):
+        return [dict(zip(labels, row)) for row in values.tolist()]
+    result: list[Any] = values.tolist()
+    return result
+
+
+def _rows(rows: Any, signature: Signature) -> npt.NDArray[Any]:
+    if not isinstance(rows, list):
+        raise ShapeMismatch("'instances' must be a list of rows")
+    if rows and all(isinstance(row, dict) for row in rows):
+        return signature.matrix_from_records(rows)
+    if any(isinstance(row, dict) for row in rows):
+        raise ShapeMismatch("rows must all be objects keyed by feature name, or all be lists; not a mix")
+    return signature.matrix_from_rows(rows)
+
+
+def _method(payload: dict[str, Any], signature: Signature, query_method: str | None) -> str | None:
+    if METHOD_KEY not in payload or METHOD_KEY in signature.feature_names:
+        return query_method
+    method = payload[METHOD_KEY]
+    if not isinstance(method, str):
+        raise MalformedRequest("'method' must be a string such as \"predict\" or \"predict_proba\"")
+    if query_method is not None and query_method != method:
+        raise MalformedRequest(
+            f"the body asks for method '{clip(method)}' but the query string for '{clip(query_method)}'"
+        )
+    return method

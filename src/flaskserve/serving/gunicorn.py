@@ -1,0 +1,73 @@
+"""Run the app under gunicorn with threaded workers, models loaded before the fork.
+
+The app (and so every model) is built in the master process; gunicorn then
+forks its workers, which share the models' memory pages copy-on-write instead
+of each loading its own copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from flaskserve.settings import Settings, cpu_count
+
+log = logging.getLogger("flaskserve.serving")
+
+#: Threads per worker when settings name none. See docs/performance.md for the measurement.
+DEFAULT_THREADS = 4
+
+
+def default_workers() -> int:
+    return max(1, cpu_count())
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn, configured from flaskserve's settings rather than its own command line."""
+
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def gunicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
+    workers = settings.workers or default_workers()
+    threads = settings.threads or DEFAULT_THREADS
+    options: dict[str, Any] = {
+        "bind": f"[{settings.host}]:{settings.port}" if ":" in settings.host else f"{settings.host}:{settings.port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "preload_app": True,
+        "accesslog": None,
+        "loglevel": settings.log_level,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "proc_name": "flaskserve",
+        # The app was built before the fork; keep gunicorn from replacing our log handlers.
+        "logconfig_dict": {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}},
+    }
+    options.update(extra)
+    return options
+
+
+def serve(app: Flask, settings: Settings, **extra: Any) -> None:
+    options = gunicorn_options(settings, **extra)
+    log.info(
+        "starting gunicorn",
+        extra={"bind": options["bind"], "workers": options["workers"], "threads": options["threads"]},
+    )
+    GunicornServer(app, options).run()

@@ -1,0 +1,178 @@
+"""Typed settings with one precedence order: defaults < TOML file < ``FLASKSERVE_*`` env < flags.
+
+Reading a setting never does I/O: :func:`load_settings` reads the file and the
+environment once, and the resulting object is passed to everything that needs it.
+Nested values come from the environment with ``__`` between levels, e.g.
+``FLASKSERVE_LIMITS__MAX_ROWS=500``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from flaskserve.errors import FlaskserveError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+_file_values: ContextVar[dict[str, Any]] = ContextVar("flaskserve_file_values", default={})
+
+
+class ConfigError(FlaskserveError):
+    """The configuration is invalid; raised at startup, never per request."""
+
+    code = "invalid_config"
+
+
+class ModelSettings(BaseModel):
+    """Settings of one model, from ``[models.NAME]`` in the config or ``model-settings.toml`` beside it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    features: list[str] | None = None
+    """Feature names in column order; overrides what the model file says (or gives names to x0..xN)."""
+    default_method: str = "predict"
+    """The method a request gets when it names none."""
+    allow_missing: bool = False
+    """Accept JSON null as NaN, for estimators that handle missing values."""
+    max_batch_size: int | None = None
+    """Overrides the server-wide ``max_batch_size`` for this model."""
+    max_batch_delay_ms: float | None = None
+    """Overrides the server-wide ``max_batch_delay_ms`` for this model."""
+    cache_size: int | None = None
+    """Overrides the server-wide ``cache_size`` for this model (0 turns its cache off)."""
+    rate_limit: str | None = None
+    """Overrides the server-wide ``rate_limit`` for this model's prediction routes."""
+
+
+class RequestLimits(BaseModel):
+    """What one request may cost; each is answered with a 4xx before any large allocation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    """Largest request body (413 beyond it, chunked bodies included)."""
+    max_json_depth: int = 32
+    """Deepest nesting of JSON arrays and objects."""
+    max_rows: int = 100_000
+    """Most rows in one request."""
+    max_tensor_elements: int = 10_000_000
+    """Most elements one input tensor may declare through its shape."""
+    max_inputs: int = 1024
+    """Most inputs (or outputs) one V2 request may name."""
+    max_string_bytes: int = 1024 * 1024
+    """Longest string or BYTES element."""
+
+
+class Settings(BaseSettings):
+    """Everything that can be configured, with the default in force when nothing says otherwise."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLASKSERVE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    model_path: Path | None = None
+    """A model file, or a repository folder laid out as ``NAME/VERSION/model-file``."""
+    model_name: str | None = None
+    """Name of the model when ``model_path`` is one file (default: the file's stem)."""
+    default_model: str | None = None
+    """The model that ``/predict`` and ``/invocations`` serve (default: the only one)."""
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+    """Per-model settings by model name."""
+
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int | None = None
+    """gunicorn worker processes (default: one per CPU core)."""
+    threads: int | None = None
+    """Threads per worker (default: see the serving guide)."""
+
+    allow_pickle: bool = False
+    """Trust pickle/joblib files under ``model_path``; they run code when they load."""
+    trusted_sha256: list[str] = Field(default_factory=list)
+    """SHA-256 digests of pickle/joblib files trusted one by one."""
+    skops_trusted_types: list[str] = Field(default_factory=list)
+    """Types skops may build beyond its own safe set, e.g. ``sklearn.tree._tree.Tree``."""
+
+    max_batch_size: int = 1
+    """Rows one batched model call may merge; 0 or 1 turns adaptive batching off."""
+    max_batch_delay_ms: float = 2.0
+    """Longest a request waits for others to join its batch."""
+    cache_size: int = 0
+    """Prediction cache entries per model version; 0 turns the cache off."""
+    cache_ttl_s: float | None = None
+    """Seconds a cached prediction stays valid; none means until evicted."""
+
+    limits: RequestLimits = Field(default_factory=RequestLimits)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text", "auto"] = "auto"
+    """``auto`` writes text to a terminal and JSON elsewhere."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        file_source = InitSettingsSource(settings_cls, init_kwargs=_file_values.get())
+        return (init_settings, env_settings, file_source)
+
+    def model_settings(self, name: str) -> ModelSettings:
+        return self.models.get(name) or ModelSettings()
+
+    def describe(self) -> dict[str, Any]:
+        """The settings in force, as the startup log and ``flaskserve check`` print them."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Build settings from the config file, the environment and the flags given (``None`` = not given)."""
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            file_values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file '{config_file}': {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file '{config_file}' is not valid TOML: {exc}") from exc
+    given = {key: value for key, value in flags.items() if value is not None}
+    token = _file_values.set(file_values)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from exc
+    finally:
+        _file_values.reset(token)
+
+
+def _explain(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        problems.append(f"{where}: {error['msg']}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
