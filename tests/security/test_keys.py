@@ -213,7 +213,8 @@ def test_what_a_key_allows(scopes: list[str], scope: str, model: str | None, all
         pytest.param('{"version": 99, "keys": []}', id="unknown version"),
         pytest.param('{"version": 1, "keys": [{"name": "ci"}]}', id="entry without hash"),
         pytest.param(
-            '{"version": 1, "keys": [{"name": "ci", "sha256": "00", "scopes": [], "created_at": "2025-01-01"}]}',
+            '{"version": 1, "keys": [{"name": "ci", "sha256": "00", "scopes": [],'
+            ' "created_at": "2025-01-01"}]}',
             id="short hash",
         ),
         pytest.param(

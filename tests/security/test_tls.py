@@ -33,15 +33,19 @@ def server(certificate: SelfSignedCertificate) -> Iterator[tuple[str, int]]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certificate.certfile, certificate.keyfile)
     listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(5)
+    # Short accept timeouts let the thread notice ``stop`` soon after the test ends.
+    listener.settimeout(0.05)
     stop = threading.Event()
 
     def serve() -> None:
         while not stop.is_set():
             try:
                 connection, _ = listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            connection.settimeout(5)
             try:
                 with context.wrap_socket(connection, server_side=True) as tls:
                     tls.sendall(GREETING)
@@ -55,8 +59,8 @@ def server(certificate: SelfSignedCertificate) -> Iterator[tuple[str, int]]:
         yield listener.getsockname()[:2]
     finally:
         stop.set()
-        listener.close()
         thread.join(timeout=5)
+        listener.close()
 
 
 def fetch(address: tuple[str, int], context: ssl.SSLContext, server_hostname: str) -> tuple[bytes, bytes]:

@@ -9,14 +9,15 @@ logged with an error id, and the client receives that id, never the traceback.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
 from flaskserve.errors import FlaskserveError, LimitExceeded, PredictionFailed
+from flaskserve.inference.observer import InferenceObserver, NullObserver
 from flaskserve.models.served import ServedModel
 
 log = logging.getLogger("flaskserve.inference")
@@ -32,8 +33,11 @@ class Prediction:
     batch_rows: int = 0
 
 
-def call_isolated(model: ServedModel, method: str, matrix: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def call_isolated(
+    model: ServedModel, method: str, matrix: npt.NDArray[Any], observer: InferenceObserver | None = None
+) -> npt.NDArray[Any]:
     """Call the model; turn any exception it raises into a :class:`PredictionFailed` with an error id."""
+    started = time.perf_counter()
     try:
         values = model.call(method, matrix)
     except FlaskserveError:
@@ -47,6 +51,11 @@ def call_isolated(model: ServedModel, method: str, matrix: npt.NDArray[Any]) -> 
         raise PredictionFailed(
             f"model '{model.name}' failed on this input (error id {error_id})", error_id=error_id
         ) from None
+    finally:
+        if observer is not None:
+            observer.model_called(
+                model.name, model.version, method, int(matrix.shape[0]), time.perf_counter() - started
+            )
     if values.ndim == 0 or values.shape[0] != matrix.shape[0]:
         error_id = uuid.uuid4().hex[:16]
         log.error(
@@ -63,17 +72,14 @@ def call_isolated(model: ServedModel, method: str, matrix: npt.NDArray[Any]) -> 
 class InferenceService:
     """Runs predictions for every protocol; one per app."""
 
-    def __init__(self, *, max_rows: int) -> None:
+    def __init__(self, *, max_rows: int, observer: InferenceObserver | None = None) -> None:
         self.max_rows = max_rows
+        self.observer: InferenceObserver = observer or NullObserver()
 
     def predict(self, model: ServedModel, method: str, matrix: npt.NDArray[Any]) -> Prediction:
         model.check_method(method)
         rows = int(matrix.shape[0])
         if rows > self.max_rows:
             raise LimitExceeded(f"the request has {rows} rows; at most {self.max_rows} are accepted per request")
-        values = call_isolated(model, method, matrix)
+        values = call_isolated(model, method, matrix, self.observer)
         return Prediction(values=values, batch_rows=rows)
-
-
-def as_float_matrix(values: Any) -> npt.NDArray[np.float64]:
-    return np.asarray(values, dtype=np.float64)
