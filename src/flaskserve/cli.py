@@ -66,7 +66,9 @@ def main() -> None:
 @_model_options
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to bind (default 5000).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPU count).")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPU count)."
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads per worker.")
 @click.option("--default-model", default=None, help="The model /predict serves when several are loaded.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
@@ -139,7 +141,9 @@ def convert(source: Path, target: Path) -> None:
 
 
 @main.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-models"))
+@click.option(
+    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-models")
+)
 def demo(directory: Path) -> None:
     """Train the demo model (linear regression on x and y) into a repository folder."""
     from flaskserve.demo import train_demo_model

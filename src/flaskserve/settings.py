@@ -29,7 +29,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-_file_values: ContextVar[dict[str, Any]] = ContextVar("flaskserve_file_values", default={})
+_file_values: ContextVar[dict[str, Any] | None] = ContextVar("flaskserve_file_values", default=None)
 
 
 class ConfigError(FlaskserveError):
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        file_source = InitSettingsSource(settings_cls, init_kwargs=_file_values.get())
+        file_source = InitSettingsSource(settings_cls, init_kwargs=_file_values.get() or {})
         return (init_settings, env_settings, file_source)
 
     def model_settings(self, name: str) -> ModelSettings:

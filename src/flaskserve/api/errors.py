@@ -32,7 +32,9 @@ _HTTP_CODES = {
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    response = Response(encode_json({"error": message, "code": code}), status=status, mimetype="application/json")
+    response = Response(
+        encode_json({"error": message, "code": code}), status=status, mimetype="application/json"
+    )
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response

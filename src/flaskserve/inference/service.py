@@ -80,6 +80,8 @@ class InferenceService:
         model.check_method(method)
         rows = int(matrix.shape[0])
         if rows > self.max_rows:
-            raise LimitExceeded(f"the request has {rows} rows; at most {self.max_rows} are accepted per request")
+            raise LimitExceeded(
+                f"the request has {rows} rows; at most {self.max_rows} are accepted per request"
+            )
         values = call_isolated(model, method, matrix, self.observer)
         return Prediction(values=values, batch_rows=rows)

@@ -57,7 +57,9 @@ def settings_for(source: ModelSource, settings: Settings) -> ModelSettings:
         try:
             values = tomllib.loads(source.settings_file.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ModelLoadError(f"model '{source.name}': its settings file is not valid TOML: {exc}") from exc
+            raise ModelLoadError(
+                f"model '{source.name}': its settings file is not valid TOML: {exc}"
+            ) from exc
     configured = settings.models.get(source.name)
     if configured is not None:
         values.update(configured.model_dump(exclude_unset=True))
@@ -119,7 +121,9 @@ def _warm_up(model: ServedModel) -> ServedModel:
         return model
     except Exception as array_error:
         if not model.signature.names_given:
-            log.warning("warm-up call failed", extra={"model": model.name, "error": type(array_error).__name__})
+            log.warning(
+                "warm-up call failed", extra={"model": model.name, "error": type(array_error).__name__}
+            )
             return model
     framed = dataclasses.replace(model, wants_dataframe=True)
     try:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flaskserve.errors import clip, ModelNotFound, ModelNotReady, VersionNotFound
+from flaskserve.errors import ModelNotFound, ModelNotReady, VersionNotFound, clip
 from flaskserve.models.repository import version_key
 from flaskserve.models.served import ServedModel
 
@@ -113,7 +113,9 @@ class ModelRegistry:
         entry = self.entry(name, version)
         if entry.model is None or entry.state is not ModelState.READY:
             reason = f": {entry.reason}" if entry.reason else ""
-            raise ModelNotReady(f"model '{name}' version {entry.version} is {entry.state.value.lower()}{reason}")
+            raise ModelNotReady(
+                f"model '{name}' version {entry.version} is {entry.state.value.lower()}{reason}"
+            )
         return entry.model
 
     def _listing(self) -> str:
@@ -123,4 +125,3 @@ class ModelRegistry:
 
 def _version_sort(version: str) -> int:
     return version_key(version) if version.isdigit() else -1
-

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from flaskserve.errors import clip, ModelLoadError
+from flaskserve.errors import ModelLoadError, clip
 from flaskserve.models.loaders import LoaderTable
 
 MODEL_SETTINGS_FILE = "model-settings.toml"
@@ -115,4 +115,3 @@ def _inside(root: Path, candidate: Path) -> Path:
     if resolved != root and root not in resolved.parents:
         raise ModelLoadError(f"'{candidate.name}' resolves outside the model repository; refusing it")
     return resolved
-

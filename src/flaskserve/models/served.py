@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from flaskserve.errors import clip, UnsupportedMethod
+from flaskserve.errors import UnsupportedMethod, clip
 from flaskserve.models.signature import Signature
 from flaskserve.settings import ModelSettings
 
@@ -57,4 +57,3 @@ class ServedModel:
         import pandas as pd
 
         return pd.DataFrame(matrix, columns=list(self.signature.feature_names))
-

@@ -16,13 +16,13 @@ import numpy as np
 import numpy.typing as npt
 
 from flaskserve.errors import (
-    clip,
     InvalidValue,
-    ModelLoadError,
     MissingFeature,
+    ModelLoadError,
     ShapeMismatch,
     UnknownFeature,
     WrongFeatureCount,
+    clip,
 )
 
 #: Methods a model may offer, in the order they are listed to clients.
@@ -131,7 +131,7 @@ class Signature:
                 )
         if all(isinstance(columns[name], np.ndarray) for name in self.feature_names):
             return self._check_array(np.column_stack([columns[name] for name in self.feature_names]))
-        rows = [list(values) for values in zip(*(columns[name] for name in self.feature_names))]
+        rows = [list(values) for values in zip(*(columns[name] for name in self.feature_names), strict=False)]
         return self._to_matrix(rows, n_rows)
 
     # -- validation ------------------------------------------------------------------
@@ -150,7 +150,7 @@ class Signature:
             array = array.reshape(-1, 1)
         if array.ndim != 2:
             raise ShapeMismatch(
-                f"the input must be a 2-D table of rows × {self.n_features} features; "
+                f"the input must be a 2-D table of rows by {self.n_features} features; "
                 f"got {array.ndim} dimension(s) of shape {list(array.shape)}"
             )
         if array.shape[1] != self.n_features:
@@ -295,4 +295,3 @@ def _preview(value: Any) -> str:
 
         return clip(json.dumps(value))
     return ""
-

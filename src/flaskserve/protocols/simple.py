@@ -74,7 +74,7 @@ def render_values(values: npt.NDArray[Any], method: str, signature: Signature) -
     """Model output as JSON-ready rows: probability maps for classifiers, plain values otherwise."""
     labels = signature.class_labels
     if method in _PROBABILITY_METHODS and labels and values.ndim == 2 and values.shape[1] == len(labels):
-        return [dict(zip(labels, row)) for row in values.tolist()]
+        return [dict(zip(labels, row, strict=False)) for row in values.tolist()]
     result: list[Any] = values.tolist()
     return result
 
@@ -94,7 +94,7 @@ def _method(payload: dict[str, Any], signature: Signature, query_method: str | N
         return query_method
     method = payload[METHOD_KEY]
     if not isinstance(method, str):
-        raise MalformedRequest("'method' must be a string such as \"predict\" or \"predict_proba\"")
+        raise MalformedRequest('\'method\' must be a string such as "predict" or "predict_proba"')
     if query_method is not None and query_method != method:
         raise MalformedRequest(
             f"the body asks for method '{clip(method)}' but the query string for '{clip(query_method)}'"

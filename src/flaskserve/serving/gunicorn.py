@@ -46,7 +46,9 @@ def gunicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
     workers = settings.workers or default_workers()
     threads = settings.threads or DEFAULT_THREADS
     options: dict[str, Any] = {
-        "bind": f"[{settings.host}]:{settings.port}" if ":" in settings.host else f"{settings.host}:{settings.port}",
+        "bind": f"[{settings.host}]:{settings.port}"
+        if ":" in settings.host
+        else f"{settings.host}:{settings.port}",
         "workers": workers,
         "threads": threads,
         "worker_class": "gthread",

@@ -29,7 +29,8 @@ class Loader(Protocol):
     """Turns one model file into an object with scikit-learn's prediction methods."""
 
     #: Lower-case suffixes with the dot, e.g. ``(".skops",)``.
-    suffixes: tuple[str, ...]
+    @property
+    def suffixes(self) -> tuple[str, ...]: ...
 
     def load(self, path: Path, *, sha256: str, display_name: str, trust: TrustPolicy) -> LoadedFile: ...
 
@@ -59,8 +60,7 @@ class LoaderTable:
         loader = self._by_suffix.get(path.suffix.lower())
         if loader is None:
             raise ModelLoadError(
-                f"'{path.name}' has no known model format; supported file endings: "
-                f"{', '.join(self.suffixes)}"
+                f"'{path.name}' has no known model format; supported file endings: {', '.join(self.suffixes)}"
             )
         return loader
 

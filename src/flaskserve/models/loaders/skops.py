@@ -10,14 +10,16 @@ from flaskserve.models.trust import TrustPolicy
 
 
 class SkopsLoader:
-    suffixes = (".skops",)
+    suffixes: tuple[str, ...] = (".skops",)
 
     def load(self, path: Path, *, sha256: str, display_name: str, trust: TrustPolicy) -> LoadedFile:
         sio = require("skops.io", "skops")
         try:
             untrusted = sio.get_untrusted_types(file=path)
         except Exception as exc:
-            raise ModelLoadError(f"{display_name} is not a readable skops file: {type(exc).__name__}") from exc
+            raise ModelLoadError(
+                f"{display_name} is not a readable skops file: {type(exc).__name__}"
+            ) from exc
         allowed = trust.check_skops_types(display_name, untrusted)
         try:
             model = sio.load(path, trusted=allowed)
