@@ -37,7 +37,7 @@ class BenchModel:
 
     def named_row(self) -> dict[str, float]:
         """The row as ``{feature: value}``, the body of flaskserve's and the tutorial's ``/predict``."""
-        return dict(zip(self.features, self.row))
+        return dict(zip(self.features, self.row, strict=True))
 
     def v2_body(self) -> dict[str, Any]:
         """The row as an Open Inference Protocol (V2) request, the body MLServer expects."""
@@ -94,9 +94,9 @@ def _forest(
     # Fitting uses both cores to save time; the saved model predicts on one, like a served
     # model should: with n_jobs=2 each predict call would start a thread pool and spend
     # milliseconds on it, which is a tuning mistake rather than a property of any server.
-    model = RandomForestRegressor(
-        n_estimators=trees, max_depth=max_depth, random_state=seed, n_jobs=2
-    ).fit(data, target)
+    model = RandomForestRegressor(n_estimators=trees, max_depth=max_depth, random_state=seed, n_jobs=2).fit(
+        data, target
+    )
     model.set_params(n_jobs=None)
     path = folder / f"{name}.joblib"
     joblib.dump(model, path)

@@ -8,6 +8,7 @@ first, and the same group is what memory is summed over.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,15 +61,22 @@ class Memory:
     processes: int
 
 
-def _process_group(pid: int) -> int | None:
-    """The group of a live process, or None for a gone one or a zombie (it holds no memory)."""
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+            return stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
+
+
+def _process_group(pid: int) -> int | None:
+    """The group of a live process, or None for a gone one or a zombie (it holds no memory)."""
+    fields = _stat_fields(pid)
     # After the command name: state, ppid, pgrp.
-    if fields[0] == "Z":
+    if fields is None or fields[0] == "Z":
         return None
     return int(fields[2])
 
@@ -165,7 +173,9 @@ class ServerProcess:
                 f"{self.log_tail()}"
             )
 
-    def wait_ready(self, url: str, method: str = "GET", body: bytes | None = None, timeout: float = 120) -> None:
+    def wait_ready(
+        self, url: str, method: str = "GET", body: bytes | None = None, timeout: float = 120
+    ) -> None:
         """Poll ``url`` until it answers 200, failing early if the process dies."""
         deadline = time.monotonic() + timeout
         last = "no answer"
@@ -190,18 +200,66 @@ class ServerProcess:
         if process is None:
             return
         pgid = process.pid
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             process.poll()
             if process.returncode is not None and not group_members(pgid):
                 return
             time.sleep(0.1)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait()
+
+
+def groups_cpu_seconds(pgids: Iterable[int]) -> float:
+    """CPU time (user + system) used so far by the live processes of the groups ``pgids``."""
+    wanted = set(pgids)
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(int(entry))
+        # After the command name: state, ppid, pgrp, ..., utime at 11 and stime at 12.
+        if fields is not None and fields[0] != "Z" and int(fields[2]) in wanted:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / TICKS_PER_SECOND
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores have spent not idle since boot, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / TICKS_PER_SECOND
+
+
+def wait_until_settled(
+    pgids: Iterable[int],
+    *,
+    max_other: float = 0.1,
+    threshold: float = 0.05,
+    window: float = 0.25,
+    timeout: float = 30.0,
+) -> float:
+    """Wait until the servers ``pgids`` are idle and nothing else keeps the CPU busy.
+
+    When wrk stops, a server may still be working through requests it had queued (a slow one
+    at concurrency 64 can have a second of backlog), and that work would be charged to the
+    next server measured.  Unrelated processes (a test suite, a build) skew a run the same
+    way.  Waits until, over two windows in a row, the servers use less than ``threshold``
+    cores and everything else less than ``max_other`` cores; gives up after ``timeout``
+    seconds and returns the seconds waited.
+    """
+    groups = list(pgids)
+    start = time.monotonic()
+    calm = 0
+    ours, busy = groups_cpu_seconds(groups), machine_busy_seconds()
+    while calm < 2 and time.monotonic() - start < timeout:
+        time.sleep(window)
+        now_ours, now_busy = groups_cpu_seconds(groups), machine_busy_seconds()
+        servers = (now_ours - ours) / window
+        other = (now_busy - busy) / window - servers
+        calm = calm + 1 if servers < threshold and other < max_other else 0
+        ours, busy = now_ours, now_busy
+    return time.monotonic() - start

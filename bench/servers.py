@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from process import free_port
+
 from models import BenchModel
 
 # The flags every flaskserve run needs, the ones that turn batching on or off, and the one that
@@ -124,7 +126,7 @@ def flaskserve(
     argv = [str(layout.venv_bin / "flaskserve"), "serve", str(model.path)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
     argv += ["--workers", str(workers), "--threads", str(tuning.threads), "--allow-pickle"]
-    notes = [f"{workers} workers × {tuning.threads} threads"]
+    notes = [f"{workers} workers, {tuning.threads} threads"]
     if all(flag in flags for flag in FLASKSERVE_BATCHING_FLAGS):
         if batching:
             argv += ["--max-batch-size", str(tuning.max_batch_size)]
@@ -192,7 +194,7 @@ def tutorial_gunicorn(
     return Server(
         key=key,
         name="tutorial app",
-        settings=f"gunicorn, {workers} workers × {tuning.threads} threads",
+        settings=f"gunicorn, {workers} workers, {tuning.threads} threads",
         argv=_gunicorn_argv(layout, "tutorial_app:app", port, workers, tuning.threads),
         port=port,
         cwd=layout.peers,
@@ -207,7 +209,7 @@ def hello(layout: Layout, key: str, tuning: Tuning, port: int) -> Server:
     return Server(
         key=key,
         name="hello-world WSGI",
-        settings=f"gunicorn, {tuning.workers} workers × {tuning.threads} threads, no model",
+        settings=f"gunicorn, {tuning.workers} workers, {tuning.threads} threads, no model",
         argv=_gunicorn_argv(layout, "hello_app:app", port, tuning.workers, tuning.threads),
         port=port,
         cwd=layout.peers,
@@ -233,8 +235,6 @@ def mlserver(
     ``(max_batch_size, max_batch_time in seconds)`` for adaptive batching.  The gRPC and
     metrics servers keep their defaults but get ports of their own so instances can coexist.
     """
-    from process import free_port
-
     folder = layout.scratch / "mlserver" / key
     (folder / model.name).mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {

@@ -12,6 +12,7 @@ import orjson
 
 from flaskserve import __version__
 from flaskserve.errors import FlaskserveError
+from flaskserve.security.commands import keys_command, self_signed_directory, serve_security_options
 
 log = logging.getLogger("flaskserve.cli")
 
@@ -31,6 +32,12 @@ def _model_options(command: Any) -> Any:
             is_flag=True,
             default=None,
             help="Trust pickle/joblib files under MODEL_PATH: they run code when they load.",
+        ),
+        click.option(
+            "--allow-code",
+            is_flag=True,
+            default=None,
+            help="Trust Python model files (model.py) under MODEL_PATH: they run code when they load.",
         ),
         click.option(
             "--trust-type",
@@ -73,18 +80,60 @@ def main() -> None:
 @click.option("--default-model", default=None, help="The model /predict serves when several are loaded.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.option("--log-format", type=click.Choice(["json", "text", "auto"]), default=None)
-def serve(config_file: Path | None, **flags: Any) -> None:
-    """Serve MODEL_PATH (a model file or a repository folder) under gunicorn."""
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Rows one batched model call may merge (0 or 1: no batching); models may override it.",
+)
+@click.option(
+    "--max-batch-delay",
+    "max_batch_delay_ms",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Milliseconds a request may wait for others to join its batch.",
+)
+@click.option(
+    "--cache-size",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Prediction cache entries per model version (0: no cache); models may override it.",
+)
+@click.option(
+    "--server",
+    type=click.Choice(["gunicorn", "granian"]),
+    default=None,
+    help="WSGI server to run (default gunicorn; granian needs 'pip install flaskserve[granian]').",
+)
+@serve_security_options
+def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) -> None:
+    """Serve MODEL_PATH (a model file or a repository folder) under gunicorn (or granian)."""
     from flaskserve.observability.logging import configure_logging
+    from flaskserve.observability.multiprocess import metrics_directory
 
+    flags["cors_origins"] = list(flags["cors_origins"]) or None
     settings = _fail_cleanly(lambda: _settings(config_file, **flags))
+    tls_dir = self_signed_directory(tls_self_signed_flag, settings.tls_self_signed)
+    if tls_dir != settings.tls_self_signed:
+        settings = settings.model_copy(update={"tls_self_signed": tls_dir})
     configure_logging(settings.log_level, settings.log_format)
     log.info("settings in force", extra={"settings": settings.describe()})
-    from flaskserve.app import create_app
-    from flaskserve.serving.gunicorn import serve as run_server
+    # prometheus_client chooses per-process files (summed over workers) when it is
+    # first imported, so the directory must exist before the app's modules load.
+    with metrics_directory():
+        from flaskserve.app import create_app
 
-    app = _fail_cleanly(lambda: create_app(settings))
-    run_server(app, settings)
+        if settings.server == "granian":
+            from flaskserve.serving import granian
+
+            server = _fail_cleanly(lambda: granian.build_server(settings))
+            app = _fail_cleanly(lambda: create_app(settings))
+            granian.serve(server, app)
+            return
+        from flaskserve.serving.gunicorn import serve as run_server
+
+        app = _fail_cleanly(lambda: create_app(settings))
+        run_server(app, settings, **_tls_options(settings))
 
 
 @main.command()
@@ -152,12 +201,48 @@ def demo(directory: Path) -> None:
     click.echo(f"trained the demo model into {root}")
 
 
+def _tls_options(settings: Any) -> dict[str, Any]:
+    """gunicorn's TLS settings (none for plain HTTP); prints where a self-signed certificate is."""
+    from flaskserve.security.ratelimit import counts_per_worker
+    from flaskserve.security.tls import server_tls
+    from flaskserve.serving.gunicorn import default_workers
+
+    workers = settings.workers or default_workers()
+    if counts_per_worker(settings, workers):
+        log.warning(
+            f"rate limits are counted in memory by each of the {workers} workers alone, so a client "
+            f"may make up to {workers} times the limit; use --rate-limit-storage redis://HOST:PORT/DB "
+            "to count across workers and replicas"
+        )
+    tls = _fail_cleanly(
+        lambda: server_tls(
+            certfile=settings.tls_certfile,
+            keyfile=settings.tls_keyfile,
+            ca_certs=settings.tls_ca_certs,
+            self_signed_dir=settings.tls_self_signed,
+        )
+    )
+    if tls is None:
+        return {}
+    if tls.self_signed is not None:
+        click.echo(
+            f"serving HTTPS with a self-signed certificate for localhost: {tls.self_signed.certfile}\n"
+            f"SHA-256 fingerprint: {tls.self_signed.sha256_fingerprint}\n"
+            f"clients can trust it with e.g. curl --cacert {tls.self_signed.certfile}",
+            err=True,
+        )
+    return dict(tls.options)
+
+
 def _fail_cleanly(action: Any) -> Any:
     try:
         return action()
     except FlaskserveError as error:
         click.echo(f"flaskserve: {error.message}", err=True)
         sys.exit(2)
+
+
+main.add_command(keys_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,9 +12,9 @@ import os
 import sys
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -38,6 +38,23 @@ class ConfigError(FlaskserveError):
     code = "invalid_config"
 
 
+def _check_rate_limit(text: str) -> str:
+    """Refuse a rate limit that ``limits`` cannot parse when the settings load, not on the first request."""
+    from limits import parse_many
+
+    try:
+        parse_many(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a rate limit: write COUNT/PERIOD, e.g. '100/minute' or '10/second;500/hour'"
+        ) from None
+    return text
+
+
+RateLimitText = Annotated[str, AfterValidator(_check_rate_limit)]
+"""A rate limit in the ``limits`` notation, checked when the settings load."""
+
+
 class ModelSettings(BaseModel):
     """Settings of one model, from ``[models.NAME]`` in the config or ``model-settings.toml`` beside it."""
 
@@ -55,7 +72,7 @@ class ModelSettings(BaseModel):
     """Overrides the server-wide ``max_batch_delay_ms`` for this model."""
     cache_size: int | None = None
     """Overrides the server-wide ``cache_size`` for this model (0 turns its cache off)."""
-    rate_limit: str | None = None
+    rate_limit: RateLimitText | None = None
     """Overrides the server-wide ``rate_limit`` for this model's prediction routes."""
 
 
@@ -107,20 +124,56 @@ class Settings(BaseSettings):
     allow_pickle: bool = False
     """Trust pickle/joblib files under ``model_path``; they run code when they load."""
     trusted_sha256: list[str] = Field(default_factory=list)
-    """SHA-256 digests of pickle/joblib files trusted one by one."""
+    """SHA-256 digests of pickle/joblib and Python model files trusted one by one."""
     skops_trusted_types: list[str] = Field(default_factory=list)
     """Types skops may build beyond its own safe set, e.g. ``sklearn.tree._tree.Tree``."""
+    allow_code: bool = False
+    """Trust Python model files (``model.py``) under ``model_path``; they run code when they load."""
 
     max_batch_size: int = 1
-    """Rows one batched model call may merge; 0 or 1 turns adaptive batching off."""
+    """Rows one batched model call may merge; 0 or 1 (the default) turns adaptive batching off."""
     max_batch_delay_ms: float = 2.0
-    """Longest a request waits for others to join its batch."""
+    """Longest a request waits for others to join its batch; 0 never waits, merging only the
+    requests that queued while the model was busy."""
     cache_size: int = 0
     """Prediction cache entries per model version; 0 turns the cache off."""
     cache_ttl_s: float | None = None
     """Seconds a cached prediction stays valid; none means until evicted."""
+    cache_max_bytes: int | None = 64 * 1024 * 1024
+    """Bytes of answers the prediction cache of one model version may hold; none means no byte bound."""
+    server: Literal["gunicorn", "granian"] = "gunicorn"
+    """The WSGI server ``flaskserve serve`` runs: gunicorn, or granian (the ``granian`` extra)."""
 
     limits: RequestLimits = Field(default_factory=RequestLimits)
+
+    keys_file: Path = Path("flaskserve-keys.json")
+    """API key file (``flaskserve keys``); once it holds a key, every route but health checks needs one."""
+    insecure: bool = False
+    """Serve on a non-loopback address without API keys; refused otherwise, as anyone could call it."""
+    tls_certfile: Path | None = None
+    """PEM certificate (chain) to serve HTTPS with; needs ``tls_keyfile``."""
+    tls_keyfile: Path | None = None
+    """PEM private key of ``tls_certfile``."""
+    tls_ca_certs: Path | None = None
+    """CA certificates that client certificates must be signed by: turns on mutual TLS."""
+    tls_self_signed: Path | None = None
+    """Directory for a self-signed ``localhost`` certificate, created when missing; for development only."""
+    rate_limit: RateLimitText | None = None
+    """Requests each client (API key, or address when anonymous) may make per model and route class,
+    e.g. ``100/minute`` or ``10/second;500/hour``; none means no limit. Probes and metrics are never
+    limited."""
+    rate_limit_storage: str = "memory://"
+    """Where rate-limit counters live: ``memory://`` (each worker counts alone) or ``redis://HOST:PORT/DB``
+    (shared by every worker and replica)."""
+    rate_limit_fallback: Literal["memory", "refuse"] = "memory"
+    """When the rate-limit storage is unreachable: count in this worker's memory until it is back
+    (``memory``), or answer 503 (``refuse``)."""
+    rate_limit_key_prefix: str = "flaskserve"
+    """Prefix of the counters' keys, so that several deployments can share one Redis."""
+    trusted_proxies: int = Field(default=0, ge=0)
+    """Reverse proxies in front of the server whose ``X-Forwarded-For`` entries are trusted; 0 trusts none."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins whose browser pages may call the API (``*`` for any); empty turns CORS off."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text", "auto"] = "auto"

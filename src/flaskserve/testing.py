@@ -6,6 +6,7 @@ fraction of a second, so no test downloads anything.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,47 @@ def write_repository(root: Path, models: dict[str, dict[str, tuple[Any, str]]]) 
         for version, (model, suffix) in versions.items():
             save_model(model, root / name / version / f"model{suffix}")
     return root
+
+
+class ManualClock:
+    """A :class:`~flaskserve.inference.clock.Clock` whose time moves only when a test calls :meth:`advance`.
+
+    A thread that waits on it blocks until it is notified or until ``advance``
+    moves time past its deadline, so batching tests are exact and never sleep.
+    """
+
+    #: Real seconds a wait may block before giving up, so a broken test fails instead of hanging.
+    SAFETY_TIMEOUT_S = 10.0
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self._lock = threading.Condition()
+        self._waiting: list[threading.Condition] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, condition: threading.Condition, timeout: float) -> None:
+        with self._lock:
+            self._waiting.append(condition)
+            self._lock.notify_all()
+        try:
+            condition.wait(self.SAFETY_TIMEOUT_S)
+        finally:
+            with self._lock:
+                self._waiting.remove(condition)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward and wake every waiter so it can check its deadline."""
+        with self._lock:
+            self.now += seconds
+            waiting = list(self._waiting)
+        for condition in waiting:
+            with condition:
+                condition.notify_all()
+
+    def wait_for_waiters(self, count: int = 1) -> None:
+        """Block until ``count`` threads are waiting on this clock (e.g. a batch leader)."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._waiting) >= count, self.SAFETY_TIMEOUT_S):
+                raise TimeoutError(f"expected {count} thread(s) waiting on the clock")

@@ -17,7 +17,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gunicorn.config import Config
 from gunicorn.sock import ssl_context as gunicorn_ssl_context
 
-from flaskserve.security.tls import SelfSignedCertificate, create_self_signed, gunicorn_tls_options
+from flaskserve.security.tls import (
+    SelfSignedCertificate,
+    create_self_signed,
+    gunicorn_tls_options,
+    server_tls,
+)
+from flaskserve.settings import ConfigError
 
 GREETING = b"hello over tls"
 
@@ -184,7 +190,8 @@ def gunicorn_context(**options: object) -> ssl.SSLContext:
     config = Config()
     for name, value in options.items():
         config.set(name, value)
-    return gunicorn_ssl_context(config)
+    context: ssl.SSLContext = gunicorn_ssl_context(config)
+    return context
 
 
 def test_gunicorn_serves_tls_1_2_or_newer_without_client_certificates(
@@ -222,3 +229,49 @@ def test_gunicorn_keeps_a_stricter_minimum_it_was_given(certificate: SelfSignedC
         return context
 
     assert hook(Config(), tls13_only).minimum_version == ssl.TLSVersion.TLSv1_3
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        pytest.param({"certfile": "cert.pem"}, "go together", id="certificate without key"),
+        pytest.param({"ca_certs": "ca.pem"}, "needs TLS", id="client CA without TLS"),
+        pytest.param(
+            {"certfile": "cert.pem", "keyfile": "key.pem", "self_signed": True}, "choose one", id="both kinds"
+        ),
+        pytest.param({"certfile": "missing.pem", "keyfile": "key.pem"}, "no such file", id="missing file"),
+    ],
+)
+def test_inconsistent_tls_settings_stop_the_server_with_a_sentence(
+    tmp_path: Path, options: dict[str, object], problem: str
+) -> None:
+    for name in ("cert.pem", "key.pem", "ca.pem"):
+        (tmp_path / name).write_text("placeholder")
+
+    def path(option: str) -> Path | None:
+        value = options.get(option)
+        return tmp_path / str(value) if value is not None else None
+
+    with pytest.raises(ConfigError, match=problem):
+        server_tls(
+            certfile=path("certfile"),
+            keyfile=path("keyfile"),
+            ca_certs=path("ca_certs"),
+            self_signed_dir=tmp_path / "self-signed" if options.get("self_signed") else None,
+        )
+
+
+def test_self_signed_server_tls_creates_its_certificate_and_asks_clients_for_theirs(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "ca.pem").write_text("placeholder")
+
+    tls = server_tls(
+        certfile=None, keyfile=None, ca_certs=tmp_path / "ca.pem", self_signed_dir=tmp_path / "tls"
+    )
+
+    assert tls is not None
+    assert tls.self_signed is not None
+    assert tls.self_signed.certfile.is_file()
+    assert tls.options["cert_reqs"] == ssl.CERT_REQUIRED
+    assert server_tls(certfile=None, keyfile=None, ca_certs=None, self_signed_dir=None) is None

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, request
 
 import flaskserve
 from flaskserve.api.requests import json_response, read_json
+from flaskserve.observability.context import note
 from flaskserve.protocols import simple
 from flaskserve.runtime import Runtime, get_runtime
 
@@ -70,6 +71,7 @@ def predict_version(name: str, version: str) -> Response:
 def _predict(name: str | None, version: str | None) -> Response:
     runtime = get_runtime(current_app)
     model = runtime.registry.resolve(name, version)
+    note(model=model.name, version=model.version, protocol="simple")
     payload = read_json(runtime.settings.limits.max_json_depth)
     decoded = simple.decode_request(
         payload,
@@ -77,7 +79,9 @@ def _predict(name: str | None, version: str | None) -> Response:
         default_method=model.default_method,
         query_method=request.args.get("method"),
     )
+    note(method=decoded.method, rows=int(decoded.matrix.shape[0]))
     prediction = runtime.service.predict(model, decoded.method, decoded.matrix)
+    note(cache_hit=prediction.cache_hit, batch_rows=prediction.batch_rows)
     response = json_response(simple.encode_response(prediction.values, decoded, model.signature), model=model)
     if prediction.cache_hit or runtime.parts.get("cache_header"):
         response.headers["X-Cache"] = "HIT" if prediction.cache_hit else "MISS"

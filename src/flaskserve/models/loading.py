@@ -12,11 +12,11 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from flaskserve.errors import ModelLoadError
+from flaskserve.errors import ModelLoadError, UntrustedModel
 from flaskserve.models.loaders import LoaderTable
 from flaskserve.models.registry import ModelEntry, ModelRegistry, ModelState
 from flaskserve.models.repository import ModelSource, scan
@@ -47,6 +47,7 @@ def trust_policy(settings: Settings) -> TrustPolicy:
         allow_pickle=settings.allow_pickle,
         trusted_sha256=settings.trusted_sha256,
         skops_trusted_types=settings.skops_trusted_types,
+        allow_code=settings.allow_code,
     )
 
 
@@ -69,13 +70,52 @@ def settings_for(source: ModelSource, settings: Settings) -> ModelSettings:
         raise ModelLoadError(f"model '{source.name}': invalid settings: {exc}") from exc
 
 
+class LoadObserver(Protocol):
+    """What loading reports, for metrics to count; the models layer knows nothing of Prometheus."""
+
+    def model_loaded(self, model: str, version: str, seconds: float) -> None:
+        """One model version loaded, was checked and warmed up, in ``seconds``."""
+
+    def model_load_failed(self, model: str, version: str) -> None:
+        """One model version failed to load (the error is raised to the caller)."""
+
+
 def load_model(
+    source: ModelSource,
+    model_settings: ModelSettings,
+    loaders: LoaderTable,
+    trust: TrustPolicy,
+    observer: LoadObserver | None = None,
+) -> ServedModel:
+    started = time.perf_counter()
+    try:
+        model = _load_model(source, model_settings, loaders, trust)
+    except Exception:
+        if observer is not None:
+            observer.model_load_failed(source.name, source.version)
+        raise
+    if observer is not None:
+        observer.model_loaded(source.name, source.version, time.perf_counter() - started)
+    return model
+
+
+def _load_model(
     source: ModelSource, model_settings: ModelSettings, loaders: LoaderTable, trust: TrustPolicy
 ) -> ServedModel:
     display = f"model '{source.name}' version {source.version} ({source.path.name})"
     started = time.perf_counter()
     sha256 = file_sha256(source.path)
-    loaded = loaders.for_path(source.path).load(source.path, sha256=sha256, display_name=display, trust=trust)
+    try:
+        loaded = loaders.for_path(source.path).load(
+            source.path, sha256=sha256, display_name=display, trust=trust
+        )
+    except UntrustedModel:
+        # Audited with the digest, so the operator can pin exactly this file if it is trusted.
+        log.warning(
+            "model refused",
+            extra={"model": source.name, "version": source.version, "sha256": sha256, "reason": "untrusted"},
+        )
+        raise
     signature = infer_signature(
         loaded.model, feature_names=model_settings.features, allow_missing=model_settings.allow_missing
     )
@@ -114,7 +154,19 @@ def _warm_up(model: ServedModel) -> ServedModel:
 
     A model fit on a DataFrame whose steps select columns by name fails on a bare
     array; it is then fed DataFrames. Any other model gets the faster bare array.
+
+    The call runs with native thread pools held to one thread: it happens in the
+    master before gunicorn forks, and a GNU OpenMP pool started in a parent
+    (HistGradientBoosting, XGBoost, LightGBM) deadlocks the first parallel call in
+    a forked child.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _probe_input_form(model)
+
+
+def _probe_input_form(model: ServedModel) -> ServedModel:
     probe = np.zeros((1, model.signature.n_features), dtype=model.signature.dtype)
     try:
         model.call(model.default_method, probe)
@@ -136,7 +188,9 @@ def _warm_up(model: ServedModel) -> ServedModel:
     return framed
 
 
-def load_registry(settings: Settings, loaders: LoaderTable) -> ModelRegistry:
+def load_registry(
+    settings: Settings, loaders: LoaderTable, observer: LoadObserver | None = None
+) -> ModelRegistry:
     """Load every model under ``settings.model_path``; any failure stops the server from starting."""
     if settings.model_path is None:
         raise ConfigError("no model given: pass a model file or a repository folder")
@@ -146,7 +200,7 @@ def load_registry(settings: Settings, loaders: LoaderTable) -> ModelRegistry:
     trust = trust_policy(settings)
     for source in sources:
         registry.set_entry(ModelEntry(source.name, source.version, ModelState.LOADING))
-        registry.add(load_model(source, settings_for(source, settings), loaders, trust))
+        registry.add(load_model(source, settings_for(source, settings), loaders, trust, observer))
     if settings.default_model is not None and settings.default_model not in registry.names():
         raise ConfigError(
             f"default_model '{settings.default_model}' is not among the served models: "

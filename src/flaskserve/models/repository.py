@@ -9,6 +9,9 @@ Layout, as Triton and TF Serving use it::
         2/model.skops
       diabetes/
         model.joblib             a model folder without version folders is version 1
+      churn/
+        1/model.py               a Python class; the other files of its folder are its own
+        1/weights.skops
 
 Names and versions are checked before any path is built from them, and every
 file must resolve inside the repository: a symlink that points outside is refused.
@@ -64,7 +67,7 @@ def scan(path: Path, loaders: LoaderTable, *, single_name: str | None = None) ->
     if not path.exists():
         raise ModelLoadError(f"'{path}' does not exist")
     if path.is_file():
-        name = check_model_name(single_name or path.stem)
+        name = check_model_name(single_name or loaders.stem(path))
         loaders.for_path(path)
         return [ModelSource(name=name, version="1", path=path.resolve())]
     root = path.resolve()
@@ -100,7 +103,7 @@ def scan_model(root: Path, name: str, loaders: LoaderTable) -> list[ModelSource]
 
 
 def _model_file(root: Path, folder: Path, loaders: LoaderTable) -> Path:
-    files = [p for p in folder.iterdir() if p.is_file() and loaders.handles(p)]
+    files = loaders.model_files(p for p in folder.iterdir() if p.is_file())
     if len(files) != 1:
         where = folder.relative_to(root)
         raise ModelLoadError(

@@ -6,6 +6,9 @@ operator has trusted it, by ``--allow-pickle`` for the files named on the
 command line or by pinning the file's SHA-256 digest in the configuration.
 skops files are inspected first and load only if every type they would build is
 on skops' own safe list or on the operator's list; ``trusted=True`` is never used.
+A model written as a Python class (``model.py``) is code by definition: it loads
+only under ``--allow-code`` or a pinned digest, a separate decision from pickle
+because trusting the pickles one trained is not trusting every script beside them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class TrustPolicy:
     trusted_sha256: frozenset[str] = field(default_factory=frozenset)
     #: Fully qualified type names that skops may build beyond its default safe set.
     skops_trusted_types: frozenset[str] = field(default_factory=frozenset)
+    #: Run Python model files (``model.py``) found under the path given on the command line.
+    allow_code: bool = False
 
     @classmethod
     def build(
@@ -46,11 +51,13 @@ class TrustPolicy:
         allow_pickle: bool = False,
         trusted_sha256: Iterable[str] = (),
         skops_trusted_types: Iterable[str] = (),
+        allow_code: bool = False,
     ) -> TrustPolicy:
         return cls(
             allow_pickle=allow_pickle,
             trusted_sha256=frozenset(d.strip().lower() for d in trusted_sha256),
             skops_trusted_types=frozenset(skops_trusted_types),
+            allow_code=allow_code,
         )
 
     def check_pickle(self, display_name: str, sha256: str) -> None:
@@ -62,6 +69,16 @@ class TrustPolicy:
             "If you trust this file, pass --allow-pickle, or pin its digest with "
             f'trusted_sha256 = ["{sha256}"] in the config file; or convert it to a safe format '
             "with 'flaskserve convert MODEL.pkl MODEL.skops'"
+        )
+
+    def check_code(self, display_name: str, sha256: str) -> None:
+        """Refuse a Python model file unless the operator trusted it; nothing of it has run yet."""
+        if self.allow_code or sha256 in self.trusted_sha256:
+            return
+        raise UntrustedModel(
+            f"refusing to load {display_name}: a Python model file runs its code when it loads. "
+            "If you trust this file, pass --allow-code, or pin its digest with "
+            f'trusted_sha256 = ["{sha256}"] in the config file'
         )
 
     def check_skops_types(self, display_name: str, untrusted: Iterable[str]) -> list[str]:

@@ -2,6 +2,9 @@
 
 Fields passed with ``extra=`` become keys of the JSON object, so a log line
 can be filtered by model, request id or error id without parsing prose.
+Every line written while a request is handled carries that request's id
+(:class:`RequestIdFilter`), so a bad prediction can be traced from the
+client's ``X-Request-ID`` to the model's traceback.
 """
 
 from __future__ import annotations
@@ -13,8 +16,26 @@ from typing import Any, TextIO
 
 import orjson
 
+from flaskserve.observability.context import current_request_id
+
 # Attributes every LogRecord has; anything else was passed with ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp each record with the id of the request being handled, if any.
+
+    It sits on the handler rather than on a logger: a logger's filters only see
+    records logged through that very logger, while a handler sees every record
+    that reaches it from child loggers (``flaskserve.api``, ``flaskserve.inference``...).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            request_id = current_request_id()
+            if request_id is not None:
+                record.request_id = request_id
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,6 +45,8 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
+            # Which gunicorn worker wrote the line: a worker's requests can be told apart.
+            "pid": record.process,
             "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():
@@ -55,13 +78,32 @@ def make_formatter(log_format: str, stream: TextIO = sys.stderr) -> logging.Form
     return TextFormatter() if log_format == "text" else JsonFormatter()
 
 
+#: Loggers whose records flaskserve formats at the configured level.
+OWN_LOGGERS = ("flaskserve", "gunicorn.error", "gunicorn.access")
+
+
 def configure_logging(level: str, log_format: str, stream: TextIO = sys.stderr) -> logging.Handler:
-    """Send flaskserve's (and gunicorn's) logs to one stream in one format."""
+    """Send flaskserve's, gunicorn's and every library's logs to one stream in one format.
+
+    Libraries (Flask-Limiter, scikit-learn, ...) log through the root logger,
+    which gets the same handler at ``warning`` or above: their warnings matter
+    to an operator, their debug chatter does not.
+    """
     handler = logging.StreamHandler(stream)
     handler.setFormatter(make_formatter(log_format, stream))
-    for name in ("flaskserve", "gunicorn.error", "gunicorn.access"):
+    handler.addFilter(RequestIdFilter())
+    for name in OWN_LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
+    install_root_handler([handler], level)
     return handler
+
+
+def install_root_handler(handlers: list[logging.Handler], level: str | int) -> None:
+    """Give the root logger ``handlers``, at ``level`` but never below ``warning``."""
+    numeric = level if isinstance(level, int) else logging.getLevelName(level.upper())
+    root = logging.getLogger()
+    root.handlers[:] = handlers
+    root.setLevel(max(numeric, logging.WARNING))

@@ -121,3 +121,102 @@ def revoke_command(name: str, keys_file: Path) -> None:
         raise click.ClickException(str(exc)) from exc
     store.save()
     click.echo(f"Revoked key {name!r}.", err=True)
+
+
+#: Where ``flaskserve serve --tls-self-signed`` keeps its certificate
+#: unless the ``tls_self_signed`` setting names a directory.
+DEFAULT_TLS_DIR = Path(".flaskserve-tls")
+
+
+def serve_security_options(command: _F) -> _F:
+    """The options of ``flaskserve serve`` for keys, TLS, rate limits, proxies and CORS.
+
+    Each becomes the setting of the same meaning (``--certfile`` is ``tls_certfile``),
+    except ``--tls-self-signed``, a flag: it lands in ``tls_self_signed_flag`` and
+    :func:`self_signed_directory` turns it into a directory.
+    """
+    options = [
+        click.option(
+            "--keys-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help=f"API key file (default {DEFAULT_KEYS_FILE}); once it holds a key, every route but "
+            "the health checks needs one.",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            default=None,
+            help="Serve on a non-loopback address without API keys (refused otherwise).",
+        ),
+        click.option(
+            "--certfile",
+            "tls_certfile",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="PEM certificate (chain): serve HTTPS. Needs --keyfile.",
+        ),
+        click.option(
+            "--keyfile",
+            "tls_keyfile",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="PEM private key of --certfile.",
+        ),
+        click.option(
+            "--ca-certs",
+            "tls_ca_certs",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="CA certificates for client certificates: turns on mutual TLS.",
+        ),
+        click.option(
+            "--tls-self-signed",
+            "tls_self_signed_flag",
+            is_flag=True,
+            default=False,
+            help=f"Serve HTTPS with a self-signed certificate for localhost, kept in {DEFAULT_TLS_DIR}/ "
+            "(or the tls_self_signed directory). For development only.",
+        ),
+        click.option(
+            "--rate-limit",
+            default=None,
+            help="Requests each client may make per model and route class, e.g. '100/minute' "
+            "(default: no limit).",
+        ),
+        click.option(
+            "--rate-limit-storage",
+            default=None,
+            help="Where rate-limit counters live: memory:// (per worker, the default) or "
+            "redis://HOST:PORT/DB (shared by all workers and replicas).",
+        ),
+        click.option(
+            "--rate-limit-fallback",
+            type=click.Choice(["memory", "refuse"]),
+            default=None,
+            help="When the counters' storage is down: count in memory (default) or answer 503.",
+        ),
+        click.option(
+            "--trusted-proxies",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Reverse proxies in front of the server whose X-Forwarded-For entry is trusted (default 0).",
+        ),
+        click.option(
+            "--cors-origin",
+            "cors_origins",
+            multiple=True,
+            help="An origin whose web pages may call the API, e.g. https://app.example.com; '*' for any "
+            "(repeatable; default: CORS off).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def self_signed_directory(flag: bool, configured: Path | None) -> Path | None:
+    """The self-signed certificate's directory: the configured one, else the default if the flag is on."""
+    if configured is not None:
+        return configured
+    return DEFAULT_TLS_DIR if flag else None

@@ -167,7 +167,12 @@ class KeyStore:
             raise KeyStoreError(f"cannot read key file {str(path)!r}: {exc.strerror}") from exc
         try:
             return cls(path, _parse(json.loads(text)))
-        except (ValueError, TypeError, KeyError, KeyStoreError) as exc:
+        except KeyError as exc:
+            raise KeyStoreError(
+                f"key file {str(path)!r} is not a valid flaskserve key file (a key lacks {exc.args[0]!r}); "
+                "fix it or point --keys-file elsewhere"
+            ) from exc
+        except (ValueError, TypeError, KeyStoreError) as exc:
             raise KeyStoreError(
                 f"key file {str(path)!r} is not a valid flaskserve key file ({exc}); "
                 "fix it or point --keys-file elsewhere"
@@ -266,7 +271,7 @@ class KeyStore:
 def _parse(document: Any) -> list[tuple[str, ApiKey]]:
     if not isinstance(document, dict) or document.get("version") != _FILE_VERSION:
         raise ValueError(f'expected an object with "version": {_FILE_VERSION}')
-    entries = document["keys"]
+    entries = document.get("keys")
     if not isinstance(entries, list):
         raise TypeError('"keys" must be a list')
     keys = []

@@ -24,14 +24,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from flaskserve.settings import ConfigError
+
 __all__ = [
     "CERT_FILENAME",
     "KEY_FILENAME",
     "GunicornTLSOptions",
     "SelfSignedCertificate",
+    "ServerTLS",
     "create_self_signed",
     "gunicorn_tls_options",
     "modern_ssl_context",
+    "server_tls",
 ]
 
 CERT_FILENAME = "flaskserve-cert.pem"
@@ -220,3 +224,47 @@ def gunicorn_tls_options(
         cert_reqs=ssl.CERT_REQUIRED if ca_certs is not None else ssl.CERT_NONE,
         ssl_context=modern_ssl_context,
     )
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """How the server speaks HTTPS: gunicorn's settings, and the self-signed certificate if it made one."""
+
+    options: GunicornTLSOptions
+    self_signed: SelfSignedCertificate | None = None
+
+
+def server_tls(
+    *,
+    certfile: Path | None,
+    keyfile: Path | None,
+    ca_certs: Path | None,
+    self_signed_dir: Path | None,
+) -> ServerTLS | None:
+    """Turn the TLS settings into gunicorn's, creating the self-signed certificate if asked; ``None`` is HTTP.
+
+    The files are checked here so that a typo stops the server with a sentence that
+    names the setting, rather than with a traceback from inside gunicorn's workers.
+    """
+    if self_signed_dir is not None and (certfile is not None or keyfile is not None):
+        raise ConfigError("choose one: a certificate (--certfile/--keyfile) or --tls-self-signed, not both")
+    if (certfile is None) != (keyfile is None):
+        raise ConfigError("--certfile and --keyfile go together: give both, or neither")
+    if ca_certs is not None and certfile is None and self_signed_dir is None:
+        raise ConfigError("--ca-certs (mutual TLS) needs TLS: add --certfile/--keyfile or --tls-self-signed")
+    for flag, path in (("--certfile", certfile), ("--keyfile", keyfile), ("--ca-certs", ca_certs)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{flag}: no such file {str(path)!r}")
+    if self_signed_dir is not None:
+        try:
+            certificate = create_self_signed(self_signed_dir)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the self-signed certificate in {str(self_signed_dir)!r}: {exc.strerror}"
+            ) from exc
+        return ServerTLS(
+            gunicorn_tls_options(certificate.certfile, certificate.keyfile, ca_certs), certificate
+        )
+    if certfile is not None and keyfile is not None:
+        return ServerTLS(gunicorn_tls_options(certfile, keyfile, ca_certs))
+    return None

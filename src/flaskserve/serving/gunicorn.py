@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from flaskserve.observability.gunicorn import observability_options
 from flaskserve.settings import Settings, cpu_count
 
 log = logging.getLogger("flaskserve.serving")
@@ -23,6 +24,18 @@ DEFAULT_THREADS = 4
 
 def default_workers() -> int:
     return max(1, cpu_count())
+
+
+def default_threads(settings: Settings) -> int:
+    """Threads per worker when settings name none.
+
+    A worker can only merge the requests its own threads hold, so with batching
+    on it gets as many threads as a batch has rows (up to 64); otherwise 4,
+    which measured as fast as 32 for a one-row model (docs/performance.md).
+    """
+    if settings.max_batch_size > 1:
+        return max(DEFAULT_THREADS, min(settings.max_batch_size, 64))
+    return DEFAULT_THREADS
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -44,7 +57,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
 def gunicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
     workers = settings.workers or default_workers()
-    threads = settings.threads or DEFAULT_THREADS
+    threads = settings.threads or default_threads(settings)
     options: dict[str, Any] = {
         "bind": f"[{settings.host}]:{settings.port}"
         if ":" in settings.host
@@ -62,6 +75,8 @@ def gunicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
         # The app was built before the fork; keep gunicorn from replacing our log handlers.
         "logconfig_dict": {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}},
     }
+    # Logs in flaskserve's format, no gunicorn access log, dead workers' metrics marked.
+    options.update(observability_options())
     options.update(extra)
     return options
 

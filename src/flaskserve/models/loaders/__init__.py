@@ -3,6 +3,11 @@
 Adding a format is one file: a class that satisfies :class:`Loader`, plus its
 line in :func:`default_loaders`. Optional frameworks are imported only when a
 file of theirs is loaded, and a missing one fails with the exact install line.
+
+A suffix may have several parts (``.xgb.json``): generic endings such as
+``.json`` or ``.txt`` say nothing about the framework, so a loader claims them
+only behind a framework tag, and the longest registered suffix a file name ends
+with picks its loader.
 """
 
 from __future__ import annotations
@@ -26,9 +31,14 @@ class LoadedFile:
 
 
 class Loader(Protocol):
-    """Turns one model file into an object with scikit-learn's prediction methods."""
+    """Turns one model file into an object with scikit-learn's prediction methods.
 
-    #: Lower-case suffixes with the dot, e.g. ``(".skops",)``.
+    A loader whose file is code that reads other files of its folder (a Python
+    class beside its weights) sets a class attribute ``owns_folder = True``: the
+    other files in that folder are then its artefacts, not models of their own.
+    """
+
+    #: Lower-case suffixes with the dot, e.g. ``(".skops",)`` or ``(".xgb.json",)``.
     @property
     def suffixes(self) -> tuple[str, ...]: ...
 
@@ -40,6 +50,8 @@ class LoaderTable:
 
     def __init__(self, loaders: Iterable[Loader] = ()) -> None:
         self._by_suffix: dict[str, Loader] = {}
+        #: Longest first, so ``.xgb.json`` is tried before any plain ``.json``.
+        self._longest_first: list[str] = []
         for loader in loaders:
             self.register(loader)
 
@@ -48,16 +60,44 @@ class LoaderTable:
             if suffix in self._by_suffix:
                 raise ValueError(f"a loader for '{suffix}' files is already registered")
             self._by_suffix[suffix] = loader
+        self._longest_first = sorted(self._by_suffix, key=len, reverse=True)
 
     @property
     def suffixes(self) -> tuple[str, ...]:
         return tuple(sorted(self._by_suffix))
 
+    def suffix_of(self, path: Path) -> str | None:
+        """The registered suffix ``path`` ends with (the longest one), or None.
+
+        A name that is nothing but the suffix (``.skops``) is a hidden file, not a model.
+        """
+        name = path.name.lower()
+        for suffix in self._longest_first:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                return suffix
+        return None
+
+    def stem(self, path: Path) -> str:
+        """The file name without its registered suffix: ``iris.xgb.json`` gives ``iris``."""
+        suffix = self.suffix_of(path)
+        return path.name[: -len(suffix)] if suffix else path.stem
+
     def handles(self, path: Path) -> bool:
-        return path.suffix.lower() in self._by_suffix
+        return self.suffix_of(path) is not None
+
+    def model_files(self, files: Iterable[Path]) -> list[Path]:
+        """The model files among a folder's files.
+
+        When one of them belongs to a loader that owns its folder, the others are
+        its artefacts (a Python class beside the skops file it wraps).
+        """
+        found = [p for p in files if self.handles(p)]
+        owners = [p for p in found if getattr(self.for_path(p), "owns_folder", False)]
+        return owners or found
 
     def for_path(self, path: Path) -> Loader:
-        loader = self._by_suffix.get(path.suffix.lower())
+        suffix = self.suffix_of(path)
+        loader = None if suffix is None else self._by_suffix[suffix]
         if loader is None:
             raise ModelLoadError(
                 f"'{path.name}' has no known model format; supported file endings: {', '.join(self.suffixes)}"
@@ -66,10 +106,16 @@ class LoaderTable:
 
 
 def default_loaders() -> LoaderTable:
+    from flaskserve.models.loaders.lightgbm import LightGBMLoader
+    from flaskserve.models.loaders.onnx import OnnxLoader
     from flaskserve.models.loaders.pickled import PickleLoader
+    from flaskserve.models.loaders.python import PythonLoader
     from flaskserve.models.loaders.skops import SkopsLoader
+    from flaskserve.models.loaders.xgboost import XGBoostLoader
 
-    return LoaderTable([PickleLoader(), SkopsLoader()])
+    return LoaderTable(
+        [PickleLoader(), SkopsLoader(), OnnxLoader(), XGBoostLoader(), LightGBMLoader(), PythonLoader()]
+    )
 
 
 def require(module: str, extra: str) -> Any:

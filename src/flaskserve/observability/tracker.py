@@ -1,0 +1,192 @@
+"""Per-request bookkeeping: request id, timing, in-flight count, request metrics and one access log line.
+
+A Flask extension: ``RequestTracker().init_app(app, registry=..., metrics=...)``
+keeps its state in ``app.extensions`` and hooks every request, whatever
+blueprint serves it, so each protocol gets the same logs and metrics by calling
+:func:`flaskserve.observability.context.note` and nothing else.
+
+Its ``before_request`` hook runs before every other one, so a request refused by
+authentication or a rate limit still has an id and a start time; its
+``after_request`` hook runs after every other one, so it logs and counts the
+response the client really gets (and adds ``X-Request-ID`` to it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+
+from flaskserve.errors import clip
+from flaskserve.models.registry import ModelRegistry
+from flaskserve.observability.context import (
+    REQUEST_ID_HEADER,
+    RequestNotes,
+    accept_request_id,
+    current_request_id,
+    notes,
+    set_request_id,
+)
+from flaskserve.observability.metrics import Metrics
+
+__all__ = ["EXTENSION_KEY", "UNKNOWN", "RequestTracker", "bounded_labels"]
+
+EXTENSION_KEY = "flaskserve.tracker"
+#: The label value that stands for any model, version or method the server does not have.
+UNKNOWN = "unknown"
+#: The header the error handlers set on a 500; copied into the access line to join it with the traceback.
+ERROR_ID_HEADER = "X-Error-Id"
+
+access_log = logging.getLogger("flaskserve.access")
+
+_STARTED_KEY = "flaskserve_started"
+_IN_FLIGHT_KEY = "flaskserve_in_flight"
+
+
+@dataclass(frozen=True)
+class _TrackerState:
+    registry: ModelRegistry
+    metrics: Metrics | None
+
+
+class RequestTracker:
+    """Give every request an id, a log line and (with ``metrics``) its place in the request metrics.
+
+    ``registry`` is the app's model registry; label values are checked against it
+    so that requests naming models the server does not have share one ``unknown``
+    label instead of adding series.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        registry: ModelRegistry | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if app is not None and registry is not None:
+            self.init_app(app, registry=registry, metrics=metrics)
+
+    def init_app(self, app: Flask, *, registry: ModelRegistry, metrics: Metrics | None = None) -> None:
+        app.extensions[EXTENSION_KEY] = _TrackerState(registry=registry, metrics=metrics)
+        # Other extensions' before_request hooks may refuse the request (401, 429);
+        # going first means even those responses carry an id and are timed.
+        app.before_request_funcs.setdefault(None, []).insert(0, _begin)
+        # Flask runs after_request hooks in reverse order of registration: going
+        # first in the list means running last, on the response as the client gets it.
+        app.after_request_funcs.setdefault(None, []).insert(0, _finish)
+        app.teardown_request(_teardown)
+
+
+def bounded_labels(
+    registry: ModelRegistry, said: RequestNotes, view_args: dict[str, Any]
+) -> tuple[str, str, str]:
+    """Model, version and method label values that only the server's own models can produce.
+
+    The model comes from the view's notes or, when the view failed before noting
+    it, from the route's ``name`` variable; anything the registry does not know
+    becomes ``unknown``. An empty value means the request named none.
+    """
+    name = said.model if said.model is not None else view_args.get("name")
+    if name is None:
+        return "", "", ""
+    entries = registry.entries(str(name))
+    if not entries:
+        return UNKNOWN, "", ""
+    version = said.version if said.version is not None else view_args.get("version")
+    version_label = ""
+    if version is not None:
+        version_label = str(version) if any(e.version == str(version) for e in entries) else UNKNOWN
+    method_label = ""
+    if said.method is not None:
+        # A V2 request may ask for several outputs at once: "predict,predict_proba".
+        asked = said.method.split(",")
+        offered = any(
+            e.model is not None and all(method in e.model.signature.methods for method in asked)
+            for e in entries
+        )
+        method_label = said.method if offered else UNKNOWN
+    return str(name), version_label, method_label
+
+
+def _state() -> _TrackerState:
+    state: _TrackerState = current_app.extensions[EXTENSION_KEY]
+    return state
+
+
+def _begin() -> None:
+    set_request_id(accept_request_id(request.headers.get(REQUEST_ID_HEADER)))
+    setattr(g, _STARTED_KEY, time.perf_counter())
+    metrics = _state().metrics
+    if metrics is not None:
+        metrics.request_started()
+        setattr(g, _IN_FLIGHT_KEY, True)
+
+
+def _finish(response: Response) -> Response:
+    state = _state()
+    request_id = current_request_id()
+    if request_id is None:
+        # Only when something failed before this extension's first hook ran.
+        request_id = accept_request_id(None)
+        set_request_id(request_id)
+    response.headers[REQUEST_ID_HEADER] = request_id
+
+    started: float | None = g.get(_STARTED_KEY)
+    seconds = time.perf_counter() - started if started is not None else 0.0
+    said = notes()
+    protocol = said.protocol or request.blueprint or "none"
+    model, version, method = bounded_labels(state.registry, said, request.view_args or {})
+    if state.metrics is not None:
+        state.metrics.request_answered(
+            model=model,
+            version=version,
+            protocol=protocol,
+            method=method,
+            status=response.status_code,
+            seconds=seconds,
+        )
+    _log_access(response, request_id, protocol, said, seconds)
+    return response
+
+
+def _teardown(error: BaseException | None) -> None:
+    # Runs even when the response could not be built, so the gauge never drifts upwards.
+    if g.pop(_IN_FLIGHT_KEY, False):
+        metrics = _state().metrics
+        if metrics is not None:
+            metrics.request_ended()
+
+
+def _log_access(
+    response: Response, request_id: str, protocol: str, said: RequestNotes, seconds: float
+) -> None:
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "client": request.remote_addr,
+        "http_method": request.method,
+        "path": clip(request.path, 200),
+        "route": request.url_rule.rule if request.url_rule is not None else None,
+        "protocol": protocol,
+        "model": clip(said.model) if said.model is not None else _route_value("name"),
+        "version": clip(said.version) if said.version is not None else _route_value("version"),
+        "method": said.method,
+        "status": response.status_code,
+        "rows": said.rows,
+        "latency_ms": round(seconds * 1000, 3),
+        "cache_hit": said.cache_hit,
+        "batch_rows": said.batch_rows,
+        "error_id": response.headers.get(ERROR_ID_HEADER),
+    }
+    # Absent facts are left out rather than logged as null, to keep lines short.
+    extra = {key: value for key, value in fields.items() if value is not None}
+    level = logging.ERROR if response.status_code >= 500 else logging.INFO
+    access_log.log(level, "request", extra=extra)
+
+
+def _route_value(key: str) -> str | None:
+    value = (request.view_args or {}).get(key)
+    return clip(str(value)) if value is not None else None

@@ -1,0 +1,146 @@
+"""KServe V1 / TensorFlow Serving REST: ``{"instances": ...}`` and ``{"inputs": ...}`` bodies.
+
+Row format::
+
+    {"instances": [[5.1, 3.5, 1.4, 0.2], ...]}                    rows by position
+    {"instances": [{"sepal_length": 5.1, ...}, ...]}              rows by feature name
+    → {"predictions": [...]}
+
+Columnar format::
+
+    {"inputs": {"sepal_length": [5.1, ...], ...}}                 columns by feature name
+    {"inputs": [[5.1, 3.5, 1.4, 0.2], ...]}                       a row-major tensor
+    → {"outputs": [...]}
+
+``{"b64": "..."}`` stands for a bytes value, as in TensorFlow Serving; it is
+decoded here and then judged by the signature like any other value. An optional
+``signature_name`` picks the model method (``serving_default`` is the model's
+default). The MLflow protocol reuses the row and column readers, since its
+``instances`` and ``inputs`` keys follow this format.
+
+Pure functions: parsed JSON in, matrix out, and back; no Flask.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from flaskserve.errors import InvalidValue, MalformedRequest, ShapeMismatch, clip
+from flaskserve.models.signature import Signature
+from flaskserve.protocols.schema import parse
+
+#: TensorFlow Serving's name for "the default signature".
+DEFAULT_SIGNATURE = "serving_default"
+
+
+class PredictRequest(BaseModel):
+    """``POST /v1/models/{name}[/versions/{version}]:predict``: exactly one of ``instances`` or ``inputs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: Any = Field(
+        default=None,
+        description="Rows: lists in feature order, or objects keyed by feature name.",
+        json_schema_extra={"type": "array"},
+    )
+    inputs: Any = Field(
+        default=None,
+        description="Columns keyed by feature name, or a row-major list of rows.",
+        json_schema_extra={"type": ["object", "array"]},
+    )
+    signature_name: StrictStr | None = Field(
+        default=None, description="A model method such as predict_proba; serving_default is the default."
+    )
+
+
+class RowAnswer(BaseModel):
+    predictions: list[Any]
+
+
+class ColumnAnswer(BaseModel):
+    outputs: list[Any]
+
+
+class ModelList(BaseModel):
+    models: list[str]
+
+
+class ModelStatus(BaseModel):
+    name: str
+    ready: bool
+
+
+@dataclass(frozen=True)
+class V1Request:
+    matrix: npt.NDArray[Any]
+    method: str
+    #: Columnar request: answer with ``outputs`` rather than ``predictions``.
+    columnar: bool
+
+
+def decode_request(payload: Any, signature: Signature, *, default_method: str) -> V1Request:
+    request = parse(PredictRequest, payload, what="the predict request")
+    if (request.instances is None) == (request.inputs is None):
+        raise MalformedRequest("send exactly one of 'instances' (rows) or 'inputs' (columns)")
+    method = request.signature_name
+    if method is None or method == DEFAULT_SIGNATURE:
+        method = default_method
+    if request.instances is not None:
+        return V1Request(rows_matrix(request.instances, signature, key="instances"), method, columnar=False)
+    return V1Request(columns_matrix(request.inputs, signature, key="inputs"), method, columnar=True)
+
+
+def encode_response(values: npt.NDArray[Any], request: V1Request) -> dict[str, Any]:
+    key = "outputs" if request.columnar else "predictions"
+    return {key: values.tolist()}
+
+
+def rows_matrix(rows: Any, signature: Signature, *, key: str) -> npt.NDArray[Any]:
+    """Rows given by position or by feature name, all one way; scalars for a one-feature model."""
+    if not isinstance(rows, list):
+        raise ShapeMismatch(f"'{key}' must be a list of rows")
+    rows = [unwrap_b64(row) for row in rows]
+    if rows and all(isinstance(row, dict) for row in rows):
+        return signature.matrix_from_records(rows)
+    if any(isinstance(row, dict) for row in rows):
+        raise ShapeMismatch(
+            f"the rows of '{key}' must all be objects keyed by feature name, or all lists; not a mix"
+        )
+    if signature.n_features == 1 and rows and not any(isinstance(row, list) for row in rows):
+        rows = [[value] for value in rows]
+    return signature.matrix_from_rows(rows)
+
+
+def columns_matrix(columns: Any, signature: Signature, *, key: str) -> npt.NDArray[Any]:
+    """Columns keyed by feature name, or a list of rows."""
+    if isinstance(columns, list):
+        return rows_matrix(columns, signature, key=key)
+    if not isinstance(columns, dict):
+        raise ShapeMismatch(f"'{key}' must be an object of columns keyed by feature name, or a list of rows")
+    return signature.matrix_from_columns({name: unwrap_b64(values) for name, values in columns.items()})
+
+
+def unwrap_b64(value: Any) -> Any:
+    """Replace every ``{"b64": "..."}`` inside ``value`` with the bytes it encodes."""
+    if isinstance(value, list):
+        if any(isinstance(item, (list, dict)) for item in value):
+            return [unwrap_b64(item) for item in value]
+        return value
+    if isinstance(value, Mapping):
+        if value.keys() == {"b64"}:
+            encoded = value["b64"]
+            if not isinstance(encoded, str):
+                raise InvalidValue('a {"b64": ...} value must hold a base64 string')
+            try:
+                return base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raise InvalidValue(f"{clip(encoded)!r} is not valid base64") from None
+        return {name: unwrap_b64(item) for name, item in value.items()}
+    return value

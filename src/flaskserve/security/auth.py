@@ -1,0 +1,141 @@
+"""API-key authentication: a Flask extension that checks every request against the route table.
+
+Once the key store holds at least one key, every request must present a key whose
+scopes allow the route (see :mod:`flaskserve.security.scopes`), except the routes the
+table marks ``open`` (health and readiness probes). The check runs in a
+``before_request`` hook, after routing and before the view, so a request without a
+valid key is answered before its body is read.
+
+A key is accepted from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``, never
+from the query string: URLs end up in access logs, proxy logs and browser history.
+
+A request that matches no route still needs a valid key of any scope: strangers get
+401 and learn nothing about which URLs exist, while key holders get the honest 404
+or 405. A route that exists but has no row in the table needs ``admin``.
+
+The name of the key that authenticated a request is in ``flask.g.api_key_name`` for
+logs; read it with ``g.get("api_key_name")``, as it is unset on open routes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g, request
+
+from flaskserve.errors import Forbidden, Unauthorized
+from flaskserve.security.keys import ApiKey, KeyStore
+from flaskserve.security.scopes import Scope, required_scope
+
+__all__ = ["API_KEY_HEADER", "EXTENSION_KEY", "MODEL_HEADER", "ApiKeyAuth"]
+
+log = logging.getLogger("flaskserve.security")
+
+EXTENSION_KEY = "flaskserve.auth"
+#: The header that carries a key for clients that cannot set ``Authorization``.
+API_KEY_HEADER = "X-API-Key"
+#: The header with which ``/invocations`` names the model it predicts with.
+MODEL_HEADER = "X-Model-Name"
+
+_CHALLENGE = 'Bearer realm="flaskserve"'
+# RFC 6750, section 3.1: tell a client whose key was refused that retrying with it is pointless.
+_INVALID_CHALLENGE = 'Bearer realm="flaskserve", error="invalid_token"'
+
+
+@dataclass(frozen=True)
+class _AuthState:
+    store: KeyStore
+    default_model: Callable[[], str | None] | None
+
+
+class ApiKeyAuth:
+    """Require API keys on an app whose key store is not empty.
+
+    ``default_model`` returns the name of the model that ``/predict`` serves, so that
+    a key scoped to that one model (``predict:iris``) may use it; without it, those
+    routes need the all-model ``predict`` scope.
+
+    Initialise this before extensions whose hooks read the request body, so that
+    unauthenticated requests are refused first.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        store: KeyStore | None = None,
+        *,
+        default_model: Callable[[], str | None] | None = None,
+    ) -> None:
+        if app is not None and store is not None:
+            self.init_app(app, store, default_model=default_model)
+
+    def init_app(
+        self,
+        app: Flask,
+        store: KeyStore,
+        *,
+        default_model: Callable[[], str | None] | None = None,
+    ) -> None:
+        app.extensions[EXTENSION_KEY] = _AuthState(store=store, default_model=default_model)
+        app.before_request(_authenticate)
+        if len(store) == 0:
+            log.warning(
+                "no API keys: every route is open to anyone who can reach the server; "
+                "create one with 'flaskserve keys create'"
+            )
+        else:
+            log.info("API key authentication on", extra={"keys": len(store)})
+
+
+def _authenticate() -> None:
+    state: _AuthState = current_app.extensions[EXTENSION_KEY]
+    if len(state.store) == 0:
+        return
+    rule = request.url_rule
+    if rule is None:
+        # No route matched: a valid key of any scope lets Flask answer 404 or 405.
+        _verified_key(state.store)
+        return
+    scope = required_scope(
+        rule.rule,
+        request.method,
+        request.view_args or {},
+        requested_model=request.headers.get(MODEL_HEADER) or None,
+    )
+    if scope.name == "open":
+        return
+    key = _verified_key(state.store)
+    if scope.name == "predict" and scope.model is None and state.default_model is not None:
+        scope = Scope("predict", state.default_model())
+    if not key.allows(scope.name, scope.model):
+        raise Forbidden(f"the API key {key.name!r} may not use this route: it needs {_describe(scope)}")
+
+
+def _verified_key(store: KeyStore) -> ApiKey:
+    presented = _presented_key()
+    if presented is None:
+        raise Unauthorized(headers={"WWW-Authenticate": _CHALLENGE})
+    key = store.verify(presented)
+    if key is None:
+        raise Unauthorized(
+            "the API key is not valid: check it, or ask for a new one",
+            headers={"WWW-Authenticate": _INVALID_CHALLENGE},
+        )
+    g.api_key_name = key.name
+    return key
+
+
+def _presented_key() -> str | None:
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    # Auth schemes are case-insensitive (RFC 9110, section 11.1).
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.headers.get(API_KEY_HEADER, "").strip() or None
+
+
+def _describe(scope: Scope) -> str:
+    if scope.name == "predict" and scope.model is not None:
+        return f"scope 'predict:{scope.model}' or 'predict'"
+    return f"scope {scope.name!r}"

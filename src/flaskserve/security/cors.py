@@ -1,0 +1,87 @@
+"""CORS: which other sites' pages may call the API from a browser. Off unless origins are configured.
+
+A browser only lets a page on another origin read a response that names that origin
+in ``Access-Control-Allow-Origin``; servers that are not called from browsers need no
+CORS at all, which is why it is off by default. ``*`` in the list allows any origin.
+
+Credentials are never allowed (``Access-Control-Allow-Credentials`` is not sent):
+clients authenticate with an API key they put in a header themselves, not with
+cookies a browser would attach on its own, so there is nothing a hostile page could
+ride on. Preflight requests (``OPTIONS``) need no key; Flask answers them with the
+route's ``Allow`` header, which becomes ``Access-Control-Allow-Methods``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from flask import Flask, Response, current_app, request
+
+from flaskserve.security.auth import API_KEY_HEADER, MODEL_HEADER
+
+__all__ = ["EXTENSION_KEY", "Cors"]
+
+EXTENSION_KEY = "flaskserve.cors"
+
+_ANY = "*"
+#: Request headers a page may send: the key headers, JSON bodies, and the model choice.
+_ALLOWED_HEADERS = ", ".join(["Authorization", "Content-Type", API_KEY_HEADER, MODEL_HEADER])
+#: Response headers a page may read beyond the CORS-safelisted ones.
+_EXPOSED_HEADERS = ", ".join(
+    [
+        "Retry-After",
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+        "RateLimit-Policy",
+        "X-Model-Name",
+        "X-Model-Version",
+        "X-Error-Id",
+    ]
+)
+#: Seconds a browser may cache a preflight answer, so each call does not cost two requests.
+_PREFLIGHT_MAX_AGE = 600
+
+
+@dataclass(frozen=True)
+class _Origins:
+    allowed: frozenset[str]
+
+    def allows(self, origin: str) -> bool:
+        return _ANY in self.allowed or origin in self.allowed
+
+
+class Cors:
+    """Answer browsers' cross-origin checks for the ``origins`` given; none turns CORS off."""
+
+    def __init__(self, app: Flask | None = None, origins: Iterable[str] = ()) -> None:
+        if app is not None:
+            self.init_app(app, origins)
+
+    def init_app(self, app: Flask, origins: Iterable[str] = ()) -> None:
+        # Origins are compared as browsers send them: scheme, host and port, no trailing slash.
+        allowed = frozenset(origin.strip().rstrip("/") for origin in origins if origin.strip())
+        if not allowed:
+            return
+        app.extensions[EXTENSION_KEY] = _Origins(allowed)
+        app.after_request(_add_headers)
+
+
+def _add_headers(response: Response) -> Response:
+    origins: _Origins = current_app.extensions[EXTENSION_KEY]
+    # The answer depends on Origin: shared caches must not serve one origin's answer to another.
+    response.vary.add("Origin")
+    origin = request.headers.get("Origin")
+    if not origin or not origins.allows(origin):
+        return response
+    headers = response.headers
+    headers["Access-Control-Allow-Origin"] = _ANY if _ANY in origins.allowed else origin
+    headers["Access-Control-Expose-Headers"] = _EXPOSED_HEADERS
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        allow = response.headers.get("Allow")
+        if allow:
+            headers["Access-Control-Allow-Methods"] = allow
+        headers["Access-Control-Allow-Headers"] = _ALLOWED_HEADERS
+        headers["Access-Control-Max-Age"] = str(_PREFLIGHT_MAX_AGE)
+    return response

@@ -1,0 +1,67 @@
+"""Run the app under granian (optional: ``pip install 'flaskserve[granian]'``), models loaded before the fork.
+
+granian parses HTTP in Rust and hands each request to one of a worker's
+blocking Python threads, so the per-request cost outside the app is far lower
+than gunicorn's; see docs/performance.md for the measurements. Workers and
+threads follow the same settings and defaults as under gunicorn.
+
+granian forks its workers from this process (Linux), and each worker is given a
+loader that returns the app built here, so models are loaded once and shared
+copy-on-write, as under gunicorn. gunicorn stays the default because it is the
+supported path for TLS and for counting metrics of dead workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from typing import Any
+
+from flask import Flask
+
+from flaskserve.serving.gunicorn import default_threads, default_workers
+from flaskserve.settings import ConfigError, Settings
+
+log = logging.getLogger("flaskserve.serving")
+
+INSTALL_HINT = "pip install 'flaskserve[granian]'"
+
+
+def build_server(settings: Settings) -> Any:
+    """A configured granian server (not yet started); refuses what it cannot serve."""
+    try:
+        from granian.constants import Interfaces
+        from granian.server import Server
+    except ImportError:
+        raise ConfigError(f"--server granian needs granian: {INSTALL_HINT}") from None
+    if settings.tls_certfile is not None or settings.tls_self_signed is not None:
+        raise ConfigError(
+            "TLS is served by gunicorn only; use --server gunicorn, or terminate TLS at a proxy in front"
+        )
+    if multiprocessing.get_start_method() != "fork":
+        raise ConfigError("--server granian needs the 'fork' start method to share loaded models")
+    workers = settings.workers or default_workers()
+    threads = settings.threads or default_threads(settings)
+    log.info("starting granian", extra={"bind": f"{settings.host}:{settings.port}", "workers": workers})
+    return Server(
+        # granian wants an import string; the loader below ignores it and returns the built app.
+        "flaskserve.app:create_app",
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        # As many requests in Python at once as there are threads to run them; the rest wait in Rust.
+        backpressure=threads,
+        websockets=False,
+        log_access=False,
+    )
+
+
+def serve(server: Any, app: Flask) -> None:
+    """Run until stopped; every worker serves ``app`` as built (and its models as loaded) here."""
+
+    def load(_target: str) -> Flask:
+        return app
+
+    server.serve(target_loader=load)

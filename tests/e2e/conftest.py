@@ -1,0 +1,39 @@
+"""Fixtures for tests that run ``flaskserve serve`` as a real process (see ``tests/live_server.py``).
+
+``start_server(*flags, workers=2, model_path=None, env=None)`` starts one on a
+free port and returns a ``RunningServer`` once ``/v2/health/ready`` answers 200;
+``server`` is the test repository served by two workers, and ``shared_server`` the
+same, started once per test module (for tests that only read, or that compare
+metrics before and after). Every server is stopped when its test (or module)
+ends. Mark the tests ``e2e``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from live_server import RunningServer, ServerLauncher
+
+
+@pytest.fixture
+def start_server(repository: Path, tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    launcher = ServerLauncher(repository, tmp_path)
+    yield launcher.start
+    launcher.stop_all()
+
+
+@pytest.fixture
+def server(start_server: Callable[..., RunningServer]) -> RunningServer:
+    """The test repository served by two workers."""
+    return start_server()
+
+
+@pytest.fixture(scope="module")
+def shared_server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One two-worker server for a whole test module: compare metrics before and after, not absolute."""
+    launcher = ServerLauncher(repository, tmp_path_factory.mktemp("shared-server"))
+    yield launcher.start()
+    launcher.stop_all()

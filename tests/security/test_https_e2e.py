@@ -1,0 +1,124 @@
+"""HTTPS end to end: ``--tls-self-signed``, and mutual TLS with ``--certfile/--keyfile/--ca-certs``."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tls_server import HttpsLauncher
+
+from flaskserve.security.keys import KeyStore
+from flaskserve.security.tls import CERT_FILENAME, create_self_signed
+
+pytestmark = pytest.mark.e2e
+
+
+def write_key(path: Path, scopes: list[str]) -> str:
+    store = KeyStore(path)
+    key = store.create("client", scopes)
+    store.save()
+    return key
+
+
+def test_self_signed_https_serves_verified_clients_only_over_tls(
+    https_launcher: HttpsLauncher, tmp_path: Path
+) -> None:
+    keys_file = tmp_path / "keys.json"
+    key = write_key(keys_file, ["read"])
+    certfile = https_launcher.workdir / ".flaskserve-tls" / CERT_FILENAME
+    server = https_launcher.start_https(
+        "--tls-self-signed", "--keys-file", str(keys_file), verify=str(certfile)
+    )
+
+    response = server.get("/models", headers={"Authorization": f"Bearer {key}"})
+
+    assert response.status_code == 200
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert server.get("/models").status_code == 401
+    fingerprint = hashlib.sha256(
+        x509.load_pem_x509_certificate(certfile.read_bytes()).public_bytes(serialization.Encoding.DER)
+    ).hexdigest()
+    assert fingerprint.upper() in server.logs().replace(":", "")
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(server.url + "/livez", timeout=5)  # the system trust store does not know it
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url.replace("https://", "http://") + "/livez", timeout=5)
+    assert server.get("/livez").status_code == 200
+
+
+def _client_ca_and_certificate(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA for clients, and a client certificate it signed: (CA file, client cert, client key)."""
+    now = datetime.now(timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test client CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test client")]))
+        .issuer_name(ca_name)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = (
+        directory / "ca.pem",
+        directory / "client.pem",
+        directory / "client-key.pem",
+    )
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        client_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return ca_file, cert_file, key_file
+
+
+def test_mutual_tls_refuses_a_client_without_a_certificate(
+    https_launcher: HttpsLauncher, tmp_path: Path
+) -> None:
+    server_certificate = create_self_signed(tmp_path / "server")
+    ca_file, client_cert, client_key = _client_ca_and_certificate(tmp_path)
+    server = https_launcher.start_https(
+        "--certfile",
+        str(server_certificate.certfile),
+        "--keyfile",
+        str(server_certificate.keyfile),
+        "--ca-certs",
+        str(ca_file),
+        "--keys-file",
+        str(tmp_path / "keys.json"),
+        verify=str(server_certificate.certfile),
+        client_cert=(str(client_cert), str(client_key)),
+    )
+
+    assert server.get("/models").status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "/livez", verify=str(server_certificate.certfile), timeout=5)
