@@ -234,6 +234,7 @@ def test_raw_binary_body_is_one_row(client: FlaskClient) -> None:
         pytest.param(b"\xff\xfe", {}, 400, id="not JSON"),
         pytest.param(b"", {}, 400, id="empty body"),
         pytest.param(b"{}", {"Content-Type": "text/plain"}, 415, id="wrong media type"),
+        pytest.param(b"{}", {"Content-Encoding": "gzip"}, 415, id="compressed body"),
     ],
 )
 def test_malformed_bodies_get_json_errors(

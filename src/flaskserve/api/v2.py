@@ -61,6 +61,8 @@ def infer(name: str, version: str | None = None) -> Response:
             f"send the inference request as application/json (or application/octet-stream with "
             f"{binary.HEADER_LENGTH}); got '{request.mimetype[:60]}'"
         )
+    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+        raise UnsupportedMediaType("compressed request bodies are not accepted; send the body uncompressed")
     header, rest = binary.split_body(request.get_data(cache=False), request.headers.get(binary.HEADER_LENGTH))
     decoded = v2.decode_infer_request(header, rest, model.signature, runtime.settings.limits)
     note(method=",".join(sorted(decoded.methods)), rows=int(decoded.matrix.shape[0]))

@@ -13,7 +13,7 @@ How a served model looks through this protocol:
   method answers. ``"classification": k`` on an output returns the top-k classes
   as ``"score:index:label"`` strings (the classification extension).
 - **Binary data** (the binary tensor data extension) is handled by
-  :mod:`flaskserve.protocols.binary`; this module only decides which tensors are
+  :mod:`flaskserve.protocols.binary`; this package only decides which tensors are
   binary.
 
 Every count and size a client declares is checked against the request limits
