@@ -37,6 +37,8 @@ class ModelRegistry:
         self._configured_default = default_model
         self._entries: Mapping[str, Mapping[str, ModelEntry]] = {}
         self._write_lock = threading.Lock()
+        #: Bumped by every write, so readers can keep answers derived from the table until it changes.
+        self.generation = 0
 
     # -- writing -----------------------------------------------------------------
 
@@ -48,6 +50,7 @@ class ModelRegistry:
             table = {name: dict(versions) for name, versions in self._entries.items()}
             table.setdefault(entry.name, {})[entry.version] = entry
             self._entries = table
+            self.generation += 1
 
     def replace_model(self, name: str, entries: list[ModelEntry]) -> None:
         """Swap every version of one model at once (a reload)."""
@@ -56,6 +59,7 @@ class ModelRegistry:
             if entries:
                 table[name] = {e.version: e for e in entries}
             self._entries = table
+            self.generation += 1
 
     # -- reading -----------------------------------------------------------------
 

@@ -41,7 +41,7 @@ auth_refused_total                     counter    reason (unauthorized, forbidde
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -81,6 +81,7 @@ class Metrics:
     def __init__(self, *, multiprocess_dir: str | None = None) -> None:
         self.registry = CollectorRegistry()
         self.multiprocess_dir = multiprocess_dir
+        self._request_children: dict[tuple[str, str, str, str, int], tuple[Any, Any]] = {}
         registry = self.registry
 
         self.requests = Counter(
@@ -202,8 +203,18 @@ class Metrics:
         self, *, model: str, version: str, protocol: str, method: str, status: int, seconds: float
     ) -> None:
         """Count one answered request; labels must already be bounded (see the tracker)."""
-        self.requests.labels(model, version, protocol, method, str(status)).inc()
-        self.request_duration.labels(model, protocol).observe(seconds)
+        key = (model, version, protocol, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            # prometheus_client validates and locks on every labels() call; the same few
+            # label sets recur on every request, so their children are kept.
+            children = (
+                self.requests.labels(model, version, protocol, method, str(status)),
+                self.request_duration.labels(model, protocol),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if status == 429:
             self.rate_limited.labels(model).inc()
         reason = _AUTH_REASONS.get(status)

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 
 from flaskserve.errors import clip
 from flaskserve.models.registry import ModelRegistry
@@ -43,13 +43,32 @@ ERROR_ID_HEADER = "X-Error-Id"
 access_log = logging.getLogger("flaskserve.access")
 
 _STARTED_KEY = "flaskserve_started"
+# Bounded because client-chosen names are part of the key; past it, answers are just not remembered.
+_MEMO_LIMIT = 4096
 _IN_FLIGHT_KEY = "flaskserve_in_flight"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _TrackerState:
     registry: ModelRegistry
     metrics: Metrics | None
+    #: bounded_labels answers by what was asked, valid for one registry generation.
+    _memo: dict[tuple[Any, ...], tuple[str, str, str]] = field(default_factory=dict)
+    _memo_generation: int = -1
+
+    def labels(self, said: RequestNotes, view_args: dict[str, Any]) -> tuple[str, str, str]:
+        """:func:`bounded_labels`, remembered: the same few answers come back on every request."""
+        key = (said.model, said.version, said.method, view_args.get("name"), view_args.get("version"))
+        generation = self.registry.generation
+        if generation != self._memo_generation:
+            self._memo = {}
+            self._memo_generation = generation
+        found = self._memo.get(key)
+        if found is None:
+            found = bounded_labels(self.registry, said, view_args)
+            if len(self._memo) < _MEMO_LIMIT:
+                self._memo[key] = found
+        return found
 
 
 class RequestTracker:
@@ -127,6 +146,8 @@ def _begin() -> None:
 
 
 def _finish(response: Response) -> Response:
+    # One lookup of each context-local: every proxy access costs a context-variable walk.
+    req = request._get_current_object()  # type: ignore[attr-defined]
     state = _state()
     request_id = current_request_id()
     if request_id is None:
@@ -138,8 +159,9 @@ def _finish(response: Response) -> Response:
     started: float | None = g.get(_STARTED_KEY)
     seconds = time.perf_counter() - started if started is not None else 0.0
     said = notes()
-    protocol = said.protocol or request.blueprint or "none"
-    model, version, method = bounded_labels(state.registry, said, request.view_args or {})
+    protocol = said.protocol or req.blueprint or "none"
+    view_args = req.view_args or {}
+    model, version, method = state.labels(said, view_args)
     if state.metrics is not None:
         state.metrics.request_answered(
             model=model,
@@ -149,7 +171,8 @@ def _finish(response: Response) -> Response:
             status=response.status_code,
             seconds=seconds,
         )
-    _log_access(response, request_id, protocol, said, seconds)
+    if access_log.isEnabledFor(logging.INFO):
+        _log_access(req, response, request_id, protocol, said, seconds, view_args)
     return response
 
 
@@ -162,24 +185,31 @@ def _teardown(error: BaseException | None) -> None:
 
 
 def _log_access(
-    response: Response, request_id: str, protocol: str, said: RequestNotes, seconds: float
+    req: Request,
+    response: Response,
+    request_id: str,
+    protocol: str,
+    said: RequestNotes,
+    seconds: float,
+    view_args: dict[str, Any],
 ) -> None:
+    rule = req.url_rule
     fields: dict[str, Any] = {
         "request_id": request_id,
-        "client": request.remote_addr,
-        "http_method": request.method,
-        "path": clip(request.path, 200),
-        "route": request.url_rule.rule if request.url_rule is not None else None,
+        "client": req.remote_addr,
+        "http_method": req.method,
+        "path": clip(req.path, 200),
+        "route": rule.rule if rule is not None else None,
         "protocol": protocol,
-        "model": clip(said.model) if said.model is not None else _route_value("name"),
-        "version": clip(said.version) if said.version is not None else _route_value("version"),
+        "model": clip(said.model) if said.model is not None else _route_value(view_args, "name"),
+        "version": clip(said.version) if said.version is not None else _route_value(view_args, "version"),
         "method": said.method,
         "status": response.status_code,
         "rows": said.rows,
         "latency_ms": round(seconds * 1000, 3),
         "cache_hit": said.cache_hit,
         "batch_rows": said.batch_rows,
-        "error_id": response.headers.get(ERROR_ID_HEADER),
+        "error_id": response.headers.get(ERROR_ID_HEADER) if response.status_code >= 500 else None,
     }
     # Absent facts are left out rather than logged as null, to keep lines short.
     extra = {key: value for key, value in fields.items() if value is not None}
@@ -187,6 +217,6 @@ def _log_access(
     access_log.log(level, "request", extra=extra)
 
 
-def _route_value(key: str) -> str | None:
-    value = (request.view_args or {}).get(key)
+def _route_value(view_args: dict[str, Any], key: str) -> str | None:
+    value = view_args.get(key)
     return clip(str(value)) if value is not None else None

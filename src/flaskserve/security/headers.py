@@ -16,6 +16,7 @@ Headers a view set itself are kept, except ``Cache-Control`` on predictions.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
@@ -95,4 +96,10 @@ def _is_prediction() -> bool:
     rule = request.url_rule
     if rule is None:
         return False
-    return required_scope(rule.rule, request.method, request.view_args or {}).name == "predict"
+    return _predicts(rule.rule, request.method)
+
+
+@functools.lru_cache(maxsize=256)
+def _predicts(rule: str, method: str) -> bool:
+    """Whether a route predicts; asked on every response, answered once per route (a fixed set)."""
+    return required_scope(rule, method, {}).name == "predict"
