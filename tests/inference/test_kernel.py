@@ -63,3 +63,45 @@ def test_no_kernel_when_a_subclass_changes_predict(registry: Any) -> None:
     shifted = dataclasses.replace(model, estimator=ShiftedRidge().fit(features, target))
 
     assert find_kernel(shifted, "predict") is None
+
+
+def _forest_model(registry: Any, estimator: Any) -> Any:
+    """The diabetes model's served form with another estimator in it (same ten features)."""
+    return dataclasses.replace(registry.resolve("diabetes"), estimator=estimator)
+
+
+@pytest.mark.parametrize(
+    ("forest", "methods"),
+    [
+        pytest.param("RandomForestRegressor", ("predict",), id="random forest regressor"),
+        pytest.param("ExtraTreesRegressor", ("predict",), id="extra trees regressor"),
+        pytest.param("RandomForestClassifier", ("predict", "predict_proba"), id="random forest classifier"),
+        pytest.param("ExtraTreesClassifier", ("predict", "predict_proba"), id="extra trees classifier"),
+    ],
+)
+def test_a_forest_kernel_answers_exactly_as_the_forest(
+    registry: Any, forest: str, methods: tuple[str, ...]
+) -> None:
+    import sklearn.ensemble
+
+    features = diabetes_rows(200)
+    target = np.arange(200.0) if forest.endswith("Regressor") else np.arange(200) % 3
+    estimator = getattr(sklearn.ensemble, forest)(n_estimators=15, max_depth=6, random_state=0)
+    model = _forest_model(registry, estimator.fit(features, target))
+    rows = np.random.default_rng(5).normal(size=(40, 10)) * 0.05
+
+    for method in methods:
+        kernel = find_kernel(model, method)
+        assert kernel is not None, method
+        np.testing.assert_array_equal(kernel(rows), model.call(method, rows))
+
+
+def test_no_forest_kernel_for_several_outputs(registry: Any) -> None:
+    from sklearn.ensemble import RandomForestRegressor
+
+    features = diabetes_rows(100)
+    estimator = RandomForestRegressor(n_estimators=5, random_state=0).fit(
+        features, np.column_stack([np.arange(100.0), np.arange(100.0) * 2])
+    )
+
+    assert find_kernel(_forest_model(registry, estimator), "predict") is None

@@ -7,6 +7,11 @@ method is a plain formula over fitted arrays, the kernel computes that formula
 itself — the very expression scikit-learn evaluates, so the answer is the same
 to the bit.
 
+A random forest of 100 trees spends about 7 ms on one row, almost all of it in
+the thread-pool machinery that fans the call out to its trees and in each tree
+validating the input again; asking the trees directly, in the same order and
+summing the same way, takes about 0.5 ms.
+
 Correctness first: a kernel is only offered when the estimator's class uses
 scikit-learn's own ``LinearModel.predict`` unchanged (no override anywhere in
 its class tree), and only after it has given exactly the estimator's own answer
@@ -35,6 +40,8 @@ def find_kernel(model: ServedModel, method: str) -> Kernel | None:
     if model.wants_dataframe or model.signature.dtype != np.float64:
         return None
     kernel = _linear_predict(model.estimator) if method == "predict" else None
+    if kernel is None:
+        kernel = _forest_method(model.estimator, method)
     if kernel is None:
         return None
     probe = np.random.default_rng(0).normal(size=(_PROBE_ROWS, model.signature.n_features))
@@ -74,6 +81,69 @@ def _linear_predict(estimator: Any) -> Kernel | None:
         return result
 
     return predict
+
+
+def _forest_method(estimator: Any, method: str) -> Kernel | None:
+    """The forest's average over its trees, asked of each tree without re-validating the input.
+
+    Offered for scikit-learn's own random and extra-trees forests with one output,
+    whose ``predict``/``predict_proba`` are scikit-learn's unchanged. The trees
+    are called in order and summed into the same float64 array before the same
+    division, which is what the forest does when it runs on one thread.
+    """
+    try:
+        from sklearn.ensemble import (
+            ExtraTreesClassifier,
+            ExtraTreesRegressor,
+            RandomForestClassifier,
+            RandomForestRegressor,
+        )
+        from sklearn.ensemble._forest import ForestClassifier, ForestRegressor
+    except ImportError:  # pragma: no cover - a scikit-learn without these private bases
+        return None
+    cls = type(estimator)
+    if cls not in (RandomForestRegressor, ExtraTreesRegressor, RandomForestClassifier, ExtraTreesClassifier):
+        return None
+    trees = getattr(estimator, "estimators_", None)
+    if not trees or getattr(estimator, "n_outputs_", None) != 1:
+        return None
+    count = len(trees)
+    if isinstance(estimator, ForestRegressor) and method == "predict":
+        if cls.predict is not ForestRegressor.predict:
+            return None
+
+        def regress(matrix: Matrix) -> Matrix:
+            rows = np.ascontiguousarray(matrix, dtype=np.float32)
+            total = np.zeros(rows.shape[0], dtype=np.float64)
+            for tree in trees:
+                total += tree.predict(rows, check_input=False)
+            total /= count
+            return total
+
+        return regress
+    if not isinstance(estimator, ForestClassifier) or cls.predict_proba is not ForestClassifier.predict_proba:
+        return None
+    n_classes = int(estimator.n_classes_)
+
+    def probabilities(matrix: Matrix) -> Matrix:
+        rows = np.ascontiguousarray(matrix, dtype=np.float32)
+        total = np.zeros((rows.shape[0], n_classes), dtype=np.float64)
+        for tree in trees:
+            total += tree.predict_proba(rows, check_input=False)
+        total /= count
+        return total
+
+    if method == "predict_proba":
+        return probabilities
+    if method == "predict" and cls.predict is ForestClassifier.predict:
+        classes = estimator.classes_
+
+        def classify(matrix: Matrix) -> Matrix:
+            chosen: Matrix = classes.take(np.argmax(probabilities(matrix), axis=1), axis=0)
+            return chosen
+
+        return classify
+    return None
 
 
 def _plain_linear_predicts() -> tuple[type, frozenset[Any]] | None:
