@@ -141,6 +141,10 @@ class ServerProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def running(self) -> bool:
+        return self._process is not None
+
+    @property
     def pgid(self) -> int:
         if self._process is None:
             raise ServerError(f"{self.name} is not running")

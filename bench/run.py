@@ -229,7 +229,7 @@ def measure(
     wrk: str,
     scratch: Path,
     processes: Sequence[ServerProcess],
-) -> tuple[dict[tuple[str, int], list[load.LoadRun]], dict[tuple[str, int], list[float]]]:
+) -> tuple[dict[tuple[str, int], list[load.LoadRun]], dict[tuple[str, int], list[float]], set[str]]:
     """wrk against every target at every concurrency, ``args.repetitions`` times, order rotating.
 
     Also returns, per run, the cores that processes other than the servers and wrk used while
@@ -249,6 +249,7 @@ def measure(
     runs: dict[tuple[str, int], list[load.LoadRun]] = {}
     foreign: dict[tuple[str, int], list[float]] = {}
     patience = Patience(args.patience)
+    restarted: set[str] = set()
     alive = list(targets)
     total = args.repetitions * len(args.concurrency) * len(targets)
     done = 0
@@ -267,6 +268,7 @@ def measure(
                         concurrency,
                         args,
                         patience,
+                        restarted,
                     )
                 except (ServerError, load.LoadError) as error:
                     say(f"  ✗ {target.label}: {error}; dropping it")
@@ -282,18 +284,21 @@ def measure(
                     + (f", {errors} errors" if errors else "")
                     + (f", other load {other:.2f} cores" if other >= OTHER_LOAD_WARNING else "")
                 )
-    return runs, foreign
+    if restarted:
+        say(f"restarted during the run: {', '.join(sorted(restarted))}")
+    return runs, foreign, restarted
 
 
 def _measure_one(
     target: Target,
     process: ServerProcess,
-    groups: Sequence[int],
+    groups: list[int],
     wrk: str,
     body: Path,
     concurrency: int,
     args: argparse.Namespace,
     patience: Patience,
+    restarted: set[str],
 ) -> tuple[load.LoadRun, float]:
     """One wrk run on a settled machine, tried again if other processes disturbed it.
 
@@ -304,8 +309,23 @@ def _measure_one(
     waited out.
     """
     best: tuple[load.LoadRun, float] | None = None
+    process_group = process.pgid if process.running else -1
     for _ in range(1 + (args.retries if patience.left > 0 else 0)):
-        process.check_alive()
+        try:
+            process.check_alive()
+        except ServerError as error:
+            # Something outside the benchmark may stop a server (a clean-up that kills by
+            # name); one restart keeps the line-up whole, and the report says it happened.
+            say(f"  ! {target.label} died; restarting it once\n{error}")
+            if target.key in restarted:
+                raise
+            restarted.add(target.key)
+            process.stop()
+            process.start()
+            wait_ready(target, process)
+            verify(target)
+            groups[groups.index(process_group)] = process.pgid
+        process_group = process.pgid
         if patience.left > 0:
             patience.spend(
                 wait_until_settled(groups, max_other=OTHER_LOAD_WARNING, timeout=min(10.0, patience.left))
@@ -681,7 +701,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         processes: list[ServerProcess] = []
         with running(processes):
             ready = start_servers(targets, logs, processes)
-            runs, foreign = measure(ready, args, wrk, scratch, processes)
+            runs, foreign, restarted = measure(ready, args, wrk, scratch, processes)
+        if restarted:
+            notes.append(
+                "These servers stopped during the run, stopped by something outside it, and were "
+                f"restarted once: {', '.join(sorted(restarted))}."
+            )
 
         memory: list[MemoryResult] = []
         model_bytes = None

@@ -182,6 +182,9 @@ def _gunicorn_argv(layout: Layout, app: str, port: int, workers: int, threads: i
         str(threads),
         "--bind",
         f"127.0.0.1:{port}",
+        # gunicorn's control socket has one default path per user, so every other gunicorn on
+        # the host (tests, another benchmark) would share it with this one.
+        "--no-control-socket",
         app,
     )
 

@@ -35,6 +35,35 @@ def linear_xy() -> Any:
     return testing.train_linear_xy()
 
 
+#: The intents data set of the chat example, written for this project: utterance, intent.
+INTENTS_CSV = Path(__file__).resolve().parents[1] / "examples" / "intents" / "intents.csv"
+
+
+@pytest.fixture(scope="session")
+def intents_data() -> tuple[list[str], list[str]]:
+    """The chat example's utterances and their intents (8 intents, 25 utterances each)."""
+    import csv
+
+    with INTENTS_CSV.open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    return [row["text"] for row in rows], [row["intent"] for row in rows]
+
+
+@pytest.fixture(scope="session")
+def intents_model(intents_data: tuple[list[str], list[str]]) -> Any:
+    """A text model: TF-IDF + LogisticRegression over the intents, a Pipeline led by a vectorizer."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    texts, intents = intents_data
+    model = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2)),
+        LogisticRegression(C=10, solver="saga", max_iter=2000, random_state=0),
+    )
+    return model.fit(texts, intents)
+
+
 @pytest.fixture(scope="session")
 def repository(
     tmp_path_factory: pytest.TempPathFactory,

@@ -66,6 +66,10 @@ class ModelSettings(BaseModel):
     """The method a request gets when it names none."""
     allow_missing: bool = False
     """Accept JSON null as NaN, for estimators that handle missing values."""
+    input: Literal["table", "text"] | None = None
+    """What the model takes: ``table`` (rows of numbers) or ``text`` (one string per row, under one
+    feature named ``text`` or as ``features`` names it). Inferred when unset: a model that is, or starts
+    with, a scikit-learn text vectorizer takes text."""
     max_batch_size: int | None = None
     """Overrides the server-wide ``max_batch_size`` for this model."""
     max_batch_delay_ms: float | None = None

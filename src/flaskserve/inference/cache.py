@@ -2,7 +2,7 @@
 
 Keys are made by :class:`KeyMaker` from what the model actually sees — the model
 name, version and file digest, the method, and the decoded input matrix (dtype,
-shape and bytes, hashed with BLAKE2b) — so request ids, headers, JSON
+shape and bytes, hashed with BLAKE2b; texts by their UTF-8 bytes and lengths) — so request ids, headers, JSON
 formatting and the protocol a request came through never change the key, and
 identical rows sent through two protocols share an entry. Only successful
 answers are stored; errors are never cached.
@@ -14,6 +14,7 @@ caller will receive.
 from __future__ import annotations
 
 import hashlib
+import struct
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -43,8 +44,32 @@ class KeyMaker:
     def key(self, matrix: Matrix) -> bytes:
         digest = self._prefix.copy()
         digest.update(f"{matrix.dtype.str}{matrix.shape}".encode())
-        digest.update(matrix.tobytes())  # C order whatever the layout, so views and copies agree
+        if matrix.dtype.kind == "O":
+            # An object array's bytes are pointers: equal texts would miss, and a freed
+            # pointer reused by another text would hit the wrong answer. Hash the texts.
+            _update_with_objects(digest, matrix)
+        else:
+            digest.update(matrix.tobytes())  # C order whatever the layout, so views and copies agree
         return digest.digest()
+
+
+def _update_with_objects(digest: Any, matrix: Matrix) -> None:
+    """Feed every element's lengths, then its bytes: one canonical encoding, with no two texts alike.
+
+    Strings count as their UTF-8 bytes (lone surrogates passed through, so nothing
+    fails here); any other element as its type name and ``repr``, tagged apart.
+    """
+    parts: list[bytes] = []
+    for item in matrix.reshape(-1).tolist():
+        if isinstance(item, str):
+            parts.append(b"s" + item.encode("utf-8", "surrogatepass"))
+        elif isinstance(item, bytes):
+            parts.append(b"b" + item)
+        else:
+            parts.append(f"r{type(item).__qualname__}:{item!r}".encode())
+    digest.update(struct.pack(f"<{len(parts)}Q", *map(len, parts)))
+    for part in parts:
+        digest.update(part)
 
 
 class PredictionCache:

@@ -14,14 +14,12 @@ import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from flaskserve.errors import ModelLoadError, UntrustedModel
 from flaskserve.models.loaders import LoaderTable
 from flaskserve.models.registry import ModelEntry, ModelRegistry, ModelState
 from flaskserve.models.repository import ModelSource, scan
 from flaskserve.models.served import ServedModel
-from flaskserve.models.signature import infer_signature
+from flaskserve.models.signature import DEFAULT_MAX_TEXT_BYTES, infer_signature
 from flaskserve.models.trust import TrustPolicy, file_sha256
 from flaskserve.settings import ConfigError, ModelSettings, Settings
 
@@ -86,10 +84,13 @@ def load_model(
     loaders: LoaderTable,
     trust: TrustPolicy,
     observer: LoadObserver | None = None,
+    *,
+    max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
 ) -> ServedModel:
+    """Load one model version; ``max_text_bytes`` (``limits.max_string_bytes``) bounds each text."""
     started = time.perf_counter()
     try:
-        model = _load_model(source, model_settings, loaders, trust)
+        model = _load_model(source, model_settings, loaders, trust, max_text_bytes)
     except Exception:
         if observer is not None:
             observer.model_load_failed(source.name, source.version)
@@ -100,7 +101,11 @@ def load_model(
 
 
 def _load_model(
-    source: ModelSource, model_settings: ModelSettings, loaders: LoaderTable, trust: TrustPolicy
+    source: ModelSource,
+    model_settings: ModelSettings,
+    loaders: LoaderTable,
+    trust: TrustPolicy,
+    max_text_bytes: int,
 ) -> ServedModel:
     display = f"model '{source.name}' version {source.version} ({source.path.name})"
     started = time.perf_counter()
@@ -117,7 +122,11 @@ def _load_model(
         )
         raise
     signature = infer_signature(
-        loaded.model, feature_names=model_settings.features, allow_missing=model_settings.allow_missing
+        loaded.model,
+        feature_names=model_settings.features,
+        allow_missing=model_settings.allow_missing,
+        input_kind=model_settings.input,
+        max_text_bytes=max_text_bytes,
     )
     if model_settings.default_method not in signature.methods:
         raise ModelLoadError(
@@ -150,7 +159,7 @@ def _load_model(
 
 
 def _warm_up(model: ServedModel) -> ServedModel:
-    """Call the model once on a row of zeros, and learn whether it needs a DataFrame.
+    """Call the model once on a row of zeros (an empty text), and learn whether it needs a DataFrame.
 
     A model fit on a DataFrame whose steps select columns by name fails on a bare
     array; it is then fed DataFrames. Any other model gets the faster bare array.
@@ -167,12 +176,13 @@ def _warm_up(model: ServedModel) -> ServedModel:
 
 
 def _probe_input_form(model: ServedModel) -> ServedModel:
-    probe = np.zeros((1, model.signature.n_features), dtype=model.signature.dtype)
+    probe = model.signature.probe_input()
     try:
         model.call(model.default_method, probe)
         return model
     except Exception as array_error:
-        if not model.signature.names_given:
+        # A text model takes its strings as they are; a DataFrame would not help it.
+        if not model.signature.names_given or model.signature.is_text:
             log.warning(
                 "warm-up call failed", extra={"model": model.name, "error": type(array_error).__name__}
             )
@@ -200,7 +210,16 @@ def load_registry(
     trust = trust_policy(settings)
     for source in sources:
         registry.set_entry(ModelEntry(source.name, source.version, ModelState.LOADING))
-        registry.add(load_model(source, settings_for(source, settings), loaders, trust, observer))
+        registry.add(
+            load_model(
+                source,
+                settings_for(source, settings),
+                loaders,
+                trust,
+                observer,
+                max_text_bytes=settings.limits.max_string_bytes,
+            )
+        )
     if settings.default_model is not None and settings.default_model not in registry.names():
         raise ConfigError(
             f"default_model '{settings.default_model}' is not among the served models: "

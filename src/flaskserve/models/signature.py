@@ -2,21 +2,32 @@
 
 The signature is the contract every protocol validates against: the ordered
 feature names, the input dtype, the methods the model offers and, for
-classifiers, its classes. Every request is turned into one 2-D matrix in
+classifiers, its classes. Every request is turned into one model input in
 signature order *here*, so the protocols agree on validation and on answers.
+
+A signature is one of two kinds:
+
+- ``table``: rows of numbers, one column per feature. The input is a 2-D
+  float64 matrix, the shape every scikit-learn estimator fit on a table takes.
+- ``text``: one string per row, under one feature name (``text`` unless the
+  settings name it). The input is a 1-D object array of ``str``, the shape a
+  text vectorizer (and so a Pipeline that starts with one) takes. Numbers and
+  nulls are refused rather than turned into text, and each string's UTF-8
+  size is bounded, because a vectorizer's cost grows with the text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from flaskserve.errors import (
     InvalidValue,
+    LimitExceeded,
     MissingFeature,
     ModelLoadError,
     ShapeMismatch,
@@ -34,8 +45,18 @@ KNOWN_METHODS: tuple[str, ...] = (
     "transform",
 )
 
+#: The two kinds of input a model takes: a numeric table, or one string per row.
+InputKind = Literal["table", "text"]
+TABLE: InputKind = "table"
+TEXT: InputKind = "text"
+#: The feature name of a text model whose settings name none.
+TEXT_FEATURE = "text"
+#: Longest text element accepted when no request limit is given (the default ``limits.max_string_bytes``).
+DEFAULT_MAX_TEXT_BYTES = 1024 * 1024
+
 _NUMERIC_TYPES = (int, float)
 _NAME_LIMIT = 8  # how many expected feature names an error message lists
+_OBJECT = np.dtype(object)
 
 
 @dataclass(frozen=True)
@@ -51,6 +72,10 @@ class Signature:
     names_given: bool = True
     #: Let JSON ``null`` through as NaN, for estimators that handle missing values.
     allow_missing: bool = False
+    #: ``table`` (a 2-D numeric matrix) or ``text`` (a 1-D array of strings).
+    kind: InputKind = TABLE
+    #: Longest text element in UTF-8 bytes, for text signatures.
+    max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
     _positions: Mapping[str, int] = field(init=False, repr=False, compare=False)
     _name_set: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -61,6 +86,10 @@ class Signature:
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
+
+    @property
+    def is_text(self) -> bool:
+        return self.kind == TEXT
 
     @property
     def is_classifier(self) -> bool:
@@ -74,12 +103,19 @@ class Signature:
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary for model listings and ``flaskserve check``."""
         return {
+            "input": self.kind,
             "features": list(self.feature_names),
             "n_features": self.n_features,
-            "dtype": self.dtype.name,
+            "dtype": "str" if self.is_text else self.dtype.name,
             "methods": list(self.methods),
             "classes": None if self.classes is None else [_plain(c) for c in self.classes],
         }
+
+    def probe_input(self) -> npt.NDArray[Any]:
+        """One harmless row to warm the model up with: zeros for a table, an empty string for text."""
+        if self.is_text:
+            return _object_array([""])
+        return np.zeros((1, self.n_features), dtype=self.dtype)
 
     # -- building the input matrix -------------------------------------------------
 
@@ -97,10 +133,17 @@ class Signature:
             if record.keys() != expected:
                 self._raise_key_mismatch(record, index, len(records))
             rows.append([record[name] for name in names])
+        if self.is_text:
+            return self._texts([row[0] for row in rows])
         return self._to_matrix(rows, len(records))
 
     def matrix_from_rows(self, rows: Any) -> npt.NDArray[Any]:
-        """Positional rows (``[[1, 2], [3, 4]]``) in signature order, or an array already decoded."""
+        """Positional rows (``[[1, 2], [3, 4]]``) in signature order, or an array already decoded.
+
+        A text model also takes bare strings as rows (``["hi", "bye"]``).
+        """
+        if self.is_text:
+            return self._text_rows(rows)
         if isinstance(rows, np.ndarray):
             return self._check_array(rows)
         if not isinstance(rows, list):
@@ -129,10 +172,75 @@ class Signature:
                     f"column '{name}' has {length} values but column "
                     f"'{self.feature_names[0]}' has {n_rows}; all columns need the same length"
                 )
+        if self.is_text:
+            return self._text_rows(columns[self.feature_names[0]])
         if all(isinstance(columns[name], np.ndarray) for name in self.feature_names):
             return self._check_array(np.column_stack([columns[name] for name in self.feature_names]))
         rows = [list(values) for values in zip(*(columns[name] for name in self.feature_names), strict=False)]
         return self._to_matrix(rows, n_rows)
+
+    # -- text ------------------------------------------------------------------------
+
+    def _text_rows(self, rows: Any) -> npt.NDArray[Any]:
+        """Texts given as bare strings, rows of one string, or a decoded array of ``[N]`` or ``[N, 1]``."""
+        if isinstance(rows, np.ndarray):
+            return self._text_array(rows)
+        if not isinstance(rows, list):
+            raise ShapeMismatch(f"rows must be a list of texts; got {_json_type(rows)}")
+        values: list[Any] = []
+        for index, row in enumerate(rows):
+            if isinstance(row, list):
+                if len(row) != 1:
+                    raise WrongFeatureCount(
+                        f"row {index} has {len(row)} values; the model takes one text "
+                        f"('{self.feature_names[0]}') per row"
+                    )
+                row = row[0]
+            values.append(row)
+        return self._texts(values)
+
+    def _text_array(self, array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array.reshape(-1)
+        if array.ndim != 1:
+            raise ShapeMismatch(
+                f"the model takes one text per row, so the input's shape must be [rows] or [rows, 1]; "
+                f"got {list(array.shape)}"
+            )
+        if array.dtype.kind not in "OUS":
+            raise InvalidValue(
+                f"feature '{self.feature_names[0]}' must be text (strings or BYTES); "
+                f"got values of type {array.dtype.name}"
+            )
+        return self._texts(array.tolist())
+
+    def _texts(self, values: list[Any]) -> npt.NDArray[Any]:
+        """Strings as the 1-D object array a text model takes; bytes must be UTF-8, nothing else passes."""
+        if not values:
+            raise ShapeMismatch("the request has no rows; send at least one")
+        name = self.feature_names[0]
+        limit = self.max_text_bytes
+        for index, value in enumerate(values):
+            if type(value) is not str:
+                if isinstance(value, bytes):
+                    value = _utf8(value, name, index)
+                elif isinstance(value, str):
+                    value = str(value)  # a subclass (numpy.str_) as the plain str models expect
+                else:
+                    raise InvalidValue(
+                        f"feature '{name}' in row {index} must be a string; "
+                        f"got {_json_type(value)} {_shown(value)}".rstrip()
+                    )
+                values[index] = value
+            # UTF-8 takes one to four bytes a character: encode only when the length cannot tell.
+            if len(value) * 4 > limit:
+                size = len(value.encode("utf-8", "surrogatepass"))
+                if size > limit:
+                    raise LimitExceeded(
+                        f"feature '{name}' in row {index} is {size} bytes of UTF-8 text; "
+                        f"at most {limit} are accepted"
+                    )
+        return _object_array(values)
 
     # -- validation ------------------------------------------------------------------
 
@@ -216,12 +324,18 @@ def infer_signature(
     *,
     feature_names: Sequence[str] | None = None,
     allow_missing: bool = False,
+    input_kind: InputKind | None = None,
+    max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
 ) -> Signature:
     """Read the signature off a fitted scikit-learn-like estimator.
 
     Names come from ``feature_names_in_`` (fit on a DataFrame), else from settings,
     else are made up as ``x0..xN`` from ``n_features_in_``. A Pipeline exposes both
     attributes of its first step, so Pipelines work unchanged.
+
+    A model takes text when ``input_kind`` (the model's ``input`` setting) says so,
+    or, when it says nothing, when :func:`takes_text` recognises a text vectorizer
+    at its front: such a model has no ``n_features_in_`` to read.
     """
     methods = tuple(m for m in KNOWN_METHODS if callable(getattr(estimator, m, None)))
     if not methods:
@@ -229,6 +343,11 @@ def infer_signature(
             f"the object is a {type(estimator).__name__}, which has none of the methods "
             f"{', '.join(KNOWN_METHODS)}; it cannot be served"
         )
+    classes = getattr(estimator, "classes_", None)
+    plain_classes = None if classes is None else tuple(_plain(c) for c in classes)
+    kind = input_kind if input_kind is not None else (TEXT if takes_text(estimator) else TABLE)
+    if kind == TEXT:
+        return _text_signature(methods, plain_classes, feature_names, allow_missing, max_text_bytes)
     names_given = True
     fitted_names = getattr(estimator, "feature_names_in_", None)
     n_features = getattr(estimator, "n_features_in_", None)
@@ -250,19 +369,80 @@ def infer_signature(
         )
     if len(set(names)) != len(names):
         raise ModelLoadError("feature names must be unique")
-    classes = getattr(estimator, "classes_", None)
     return Signature(
         feature_names=names,
         methods=methods,
-        classes=None if classes is None else tuple(_plain(c) for c in classes),
+        classes=plain_classes,
         names_given=names_given,
         allow_missing=allow_missing,
     )
 
 
+def _text_signature(
+    methods: tuple[str, ...],
+    classes: tuple[Any, ...] | None,
+    feature_names: Sequence[str] | None,
+    allow_missing: bool,
+    max_text_bytes: int,
+) -> Signature:
+    names = (TEXT_FEATURE,) if feature_names is None else tuple(str(n) for n in feature_names)
+    if len(names) != 1:
+        raise ModelLoadError(
+            f"a text model takes one feature, its text; the settings name {len(names)} "
+            f'({", ".join(names[:_NAME_LIMIT])}): name one, e.g. features = ["utterance"]'
+        )
+    if allow_missing:
+        raise ModelLoadError("allow_missing applies to numeric features; a text model refuses null texts")
+    return Signature(
+        feature_names=names,
+        methods=methods,
+        classes=classes,
+        dtype=_OBJECT,
+        kind=TEXT,
+        max_text_bytes=max_text_bytes,
+    )
+
+
+def takes_text(estimator: Any) -> bool:
+    """Whether the estimator reads raw text: it is, or starts with, a scikit-learn text vectorizer.
+
+    ``CountVectorizer`` (and so ``TfidfVectorizer``) and ``HashingVectorizer``
+    count, at the front of a Pipeline, or as every part of a ``FeatureUnion``
+    there (word and character n-grams side by side). Anything else is read as a
+    table; a custom text model says ``input = "text"`` in its settings.
+    """
+    try:
+        from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
+        from sklearn.pipeline import FeatureUnion, Pipeline
+    except ImportError:  # pragma: no cover - scikit-learn is a dependency
+        return False
+    if isinstance(estimator, (CountVectorizer, HashingVectorizer)):
+        return True
+    if isinstance(estimator, Pipeline):
+        return bool(estimator.steps) and takes_text(estimator.steps[0][1])
+    if isinstance(estimator, FeatureUnion):
+        parts = [part for _, part in estimator.transformer_list if part != "drop"]
+        return bool(parts) and all(takes_text(part) for part in parts)
+    return False
+
+
 def _plain(value: Any) -> Any:
     """A numpy scalar as the Python value JSON can carry."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _object_array(values: list[Any]) -> npt.NDArray[Any]:
+    """A 1-D object array holding exactly these values (``np.array`` would make fixed-width ``<U``)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def _utf8(value: bytes, name: str, index: int) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidValue(f"feature '{name}' in row {index} is not valid UTF-8 text") from None
 
 
 def _length(values: Any) -> int:
@@ -287,6 +467,15 @@ def _json_type(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "array"
     return type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    """A short JSON rendering of a scalar for an error message; empty for anything larger."""
+    if value is None:
+        return ""  # "null" is already the type
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return clip(repr(value))
+    return _preview(value)
 
 
 def _preview(value: Any) -> str:

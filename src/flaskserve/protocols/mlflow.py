@@ -163,7 +163,8 @@ def csv_matrix(body: bytes, signature: Signature, limits: RequestLimits) -> npt.
                 continue
             if len(rows) == limits.max_rows:
                 raise LimitExceeded(f"the CSV body has more than {limits.max_rows} rows")
-            rows.append([_cell(cell) for cell in line])
+            # A text model's cells are its texts, even those that read as numbers.
+            rows.append(line if signature.is_text else [_cell(cell) for cell in line])
     except csv.Error as exc:
         raise MalformedRequest(f"the CSV body cannot be read: {exc}") from None
     header = [name.strip() for name in header]

@@ -7,6 +7,10 @@ Requests::
     {"instances": [[1, 2], ...]}                     rows by position
     [{"x": 1, "y": 2}, ...]                          a bare list of rows
 
+A text model (see :mod:`flaskserve.models.signature`) takes the same shapes with
+its one text feature: ``{"text": "where is my parcel"}``, ``{"instances":
+[{"text": "hi"}, ...]}``, or bare strings as rows, ``{"instances": ["hi", "bye"]}``.
+
 A ``"method"`` key (or the ``method`` query parameter) picks the model method.
 One row by name answers ``{"prediction": ...}``; every other form answers
 ``{"predictions": [...]}``. Classifier probabilities come back as

@@ -89,6 +89,11 @@ ROUTE_SCOPES: Mapping[str, Scope | _Model] = {
     "/version": READ,
     "/metrics": METRICS,
     "/openapi.json": READ,
+    # The docs page is an HTML shell with no data in it: open, so a browser can load it and the
+    # user can type a key into it. The document it reads (/openapi.json) and every call it makes
+    # still need keys.
+    "/docs": OPEN,
+    "/docs/static/<filename>": OPEN,
 }
 
 #: Rules under these prefixes (the prefix itself, or anything below it) need ``read``.

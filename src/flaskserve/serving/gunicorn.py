@@ -72,6 +72,9 @@ def gunicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
         "graceful_timeout": 10,
         "keepalive": 5,
         "proc_name": "flaskserve",
+        # gunicorn 27 opens a control socket at one fixed path per user: several servers
+        # on one host would share it.
+        "control_socket_disable": True,
         # The app was built before the fork; keep gunicorn from replacing our log handlers.
         "logconfig_dict": {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}},
     }

@@ -27,7 +27,17 @@ def model_metadata(
     """The model as V2 tensors; ``content_type="pd"`` lists one input per feature instead of one matrix."""
     signature = model.signature
     input_type = datatypes.datatype_of(signature.dtype)
-    if content_type == "pd":
+    if signature.is_text:
+        # One string per row: a 1-D BYTES tensor named after the text feature.
+        inputs = [
+            {
+                "name": signature.feature_names[0],
+                "datatype": datatypes.BYTES,
+                "shape": [-1],
+                "parameters": {CONTENT_TYPE: "str"},
+            }
+        ]
+    elif content_type == "pd":
         inputs = [
             {"name": name, "datatype": input_type, "shape": [-1], "parameters": {CONTENT_TYPE: "pd"}}
             for name in signature.feature_names

@@ -3,6 +3,25 @@
 "use strict";
 
 let doc = null;
+// The API key lives in this variable only: never in a URL, a cookie or web storage,
+// so it is gone when the tab is closed or reloaded.
+let apiKey = "";
+
+// Headers for a request to this server: the caller's, plus the API key if one was given.
+function withKey(headers) {
+  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  return headers;
+}
+
+// The message of one of our JSON errors ({"error": ..., "code": ...}), or "" for anything else.
+async function errorMessage(response) {
+  try {
+    const body = await response.json();
+    return typeof body.error === "string" ? body.error : "";
+  } catch (_) {
+    return "";
+  }
+}
 
 function el(tag, props, ...children) {
   const node = document.createElement(tag);
@@ -74,12 +93,12 @@ function showOperation(path, verb, op, button) {
       el("label", { htmlFor: "body", textContent: "Body" }), body);
   }
 
-  const output = el("div");
+  const output = el("div", { id: "response" });
   const send = el("button", { className: "send", textContent: "Send" });
   send.addEventListener("click", async () => {
     let url = path;
     const query = new URLSearchParams();
-    const headers = {};
+    const headers = withKey({});
     for (const { param, input } of fields) {
       if (!input.value) continue;
       if (param.in === "path") url = url.replace(`{${param.name}}`, encodeURIComponent(input.value));
@@ -101,20 +120,34 @@ function showOperation(path, verb, op, button) {
       try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (_) { /* not JSON: show as is */ }
       const headerLines = [...response.headers].map(([k, v]) => `${k}: ${v}`).join("\n");
       output.replaceChildren(
-        el("p", { className: response.ok ? "status-ok" : "status-error",
+        el("p", { className: `status ${response.ok ? "status-ok" : "status-error"}`,
           textContent: `${response.status} ${response.statusText} · ${Math.round(performance.now() - started)} ms` }),
-        el("pre", { textContent: headerLines }), el("pre", { textContent: shown }));
+        el("pre", { className: "response-headers", textContent: headerLines }),
+        el("pre", { className: "response-body", textContent: shown }));
     } catch (error) {
-      output.replaceChildren(el("p", { className: "status-error", textContent: String(error) }));
+      output.replaceChildren(el("p", { className: "status status-error", textContent: String(error) }));
     }
   });
   pane.append(send, output);
 }
 
-async function main() {
-  const response = await fetch("/openapi.json");
+async function load() {
+  const info = document.getElementById("info");
+  const nav = document.getElementById("routes");
+  nav.replaceChildren();
+  document.getElementById("operation").replaceChildren(
+    el("p", { className: "hint", textContent: "Pick a route on the left to see it and send a request." }));
+  const response = await fetch("/openapi.json", { headers: withKey({}) });
+  if (!response.ok) {
+    const message = await errorMessage(response);
+    const needsKey = response.status === 401 || response.status === 403;
+    info.textContent = `Could not load /openapi.json: ${response.status} ${response.statusText}` +
+      (message ? ` (${message})` : "") + (needsKey ? ". Enter an API key with the read scope." : "");
+    if (needsKey) document.getElementById("api-key").focus();
+    return;
+  }
   doc = await response.json();
-  document.getElementById("info").textContent =
+  info.textContent =
     `${doc.info.title} ${doc.info.version} · OpenAPI ${doc.openapi} · ${Object.keys(doc.paths).length} paths`;
   const groups = new Map();
   for (const [path, item] of Object.entries(doc.paths)) {
@@ -124,7 +157,6 @@ async function main() {
       groups.get(tag).push({ path, verb, op });
     }
   }
-  const nav = document.getElementById("routes");
   for (const [tag, ops] of groups) {
     nav.append(el("h2", { textContent: tag }));
     for (const { path, verb, op } of ops) {
@@ -137,6 +169,16 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  document.getElementById("info").textContent = `Could not load /openapi.json: ${error}`;
+function reload() {
+  load().catch((error) => {
+    document.getElementById("info").textContent = `Could not load /openapi.json: ${error}`;
+  });
+}
+
+document.getElementById("auth").addEventListener("submit", (event) => {
+  event.preventDefault();
+  apiKey = document.getElementById("api-key").value.trim();
+  reload();
 });
+
+reload();
