@@ -32,5 +32,10 @@ lint: install
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
+# Needs wrk (apt-get install -y wrk); the peers' own virtualenv is made by bench/setup_peers.sh.
+bench: install
+	bash bench/setup_peers.sh
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) demo-models .pytest_cache .mypy_cache .ruff_cache

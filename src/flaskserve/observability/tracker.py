@@ -214,7 +214,10 @@ def _log_access(
     # Absent facts are left out rather than logged as null, to keep lines short.
     extra = {key: value for key, value in fields.items() if value is not None}
     level = logging.ERROR if response.status_code >= 500 else logging.INFO
-    access_log.log(level, "request", extra=extra)
+    # Built directly rather than through access_log.log(): that path walks the stack to
+    # find the caller's file and line, which an access line never shows, on every request.
+    record = access_log.makeRecord(access_log.name, level, __file__, 0, "request", (), None, extra=extra)
+    access_log.handle(record)
 
 
 def _route_value(view_args: dict[str, Any], key: str) -> str | None:
