@@ -10,13 +10,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The server alone, for `make demo`; tests and lint add their tools (real clients, a browser driver).
+$(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test,lint]'
-	touch $@
+	touch $@ $(VENV)/.installed-serve
 
 install: $(VENV)/.installed
 
-demo: install
+demo: $(VENV)/.installed-serve
 	$(BIN)/flaskserve demo --dir demo-models
 	@echo
 	@echo "Serving the demo model on http://127.0.0.1:$(PORT) — try, in another terminal:"
