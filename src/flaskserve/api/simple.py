@@ -83,8 +83,6 @@ def _predict(name: str | None, version: str | None) -> Response:
     prediction = runtime.service.predict(model, decoded.method, decoded.matrix)
     note(cache_hit=prediction.cache_hit, batch_rows=prediction.batch_rows)
     response = json_response(simple.encode_response(prediction.values, decoded, model.signature), model=model)
-    if prediction.cache_hit or runtime.parts.get("cache_header"):
-        response.headers["X-Cache"] = "HIT" if prediction.cache_hit else "MISS"
     return response
 
 

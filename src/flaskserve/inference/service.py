@@ -45,7 +45,8 @@ class Prediction:
     """A model's answer for the rows of one request."""
 
     values: npt.NDArray[Any]
-    cache_hit: bool = False
+    #: True or False when the prediction cache was asked; None when this route has no cache.
+    cache_hit: bool | None = None
     #: Rows in the model call that produced this answer (more than the request's when batched).
     batch_rows: int = 0
 
@@ -242,4 +243,5 @@ class _Route:
             values, batch_rows = self.call(matrix), int(matrix.shape[0])
         if cache is not None:
             cache.put(key, values)
+            return Prediction(values=values, cache_hit=False, batch_rows=batch_rows)
         return Prediction(values=values, batch_rows=batch_rows)

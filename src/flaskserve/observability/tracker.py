@@ -39,6 +39,8 @@ EXTENSION_KEY = "flaskserve.tracker"
 UNKNOWN = "unknown"
 #: The header the error handlers set on a 500; copied into the access line to join it with the traceback.
 ERROR_ID_HEADER = "X-Error-Id"
+#: Whether the prediction came from the cache: HIT or MISS, only when the model has a cache.
+CACHE_HEADER = "X-Cache"
 
 access_log = logging.getLogger("flaskserve.access")
 
@@ -156,9 +158,13 @@ def _finish(response: Response) -> Response:
         set_request_id(request_id)
     response.headers[REQUEST_ID_HEADER] = request_id
 
+    said = notes()
+    if said.cache_hit is not None:
+        # Set here, for every protocol at once, from what the view noted of its prediction.
+        response.headers[CACHE_HEADER] = "HIT" if said.cache_hit else "MISS"
+
     started: float | None = g.get(_STARTED_KEY)
     seconds = time.perf_counter() - started if started is not None else 0.0
-    said = notes()
     protocol = said.protocol or req.blueprint or "none"
     view_args = req.view_args or {}
     model, version, method = state.labels(said, view_args)
