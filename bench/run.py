@@ -490,6 +490,7 @@ def build_lineup(
     have_flaskserve = all(flag in flags for flag in servers.FLASKSERVE_REQUIRED_FLAGS)
     have_batching = all(flag in flags for flag in servers.FLASKSERVE_BATCHING_FLAGS)
     have_cache = all(flag in flags for flag in servers.FLASKSERVE_CACHE_FLAGS)
+    have_granian = "--server" in flags and (layout.venv_bin / "granian").exists()
 
     def add(role: str | None, server: Server, model: BenchModel | None) -> Row:
         targets.append(Target(server, model))
@@ -502,8 +503,13 @@ def build_lineup(
 
     cases: list[Case] = []
     hello_row = Row("hello", "hello-world WSGI", "")
+    hello_granian_row = Row("hello-granian", "hello-world WSGI", "granian")
     if args.cases & {"1", "3"}:
         hello_row = add("hello", servers.hello(layout, "hello", tuning, free_port()), None)
+        if have_granian:
+            hello_granian_row = add(
+                "hello-granian", servers.hello_granian(layout, "hello-granian", tuning, free_port()), None
+            )
     if "1" in args.cases:
         linear = trained["linear"]
         rows = []
@@ -517,6 +523,22 @@ def build_lineup(
             )
         else:
             rows.append(absent("flaskserve", "not measured: `flaskserve serve` is not available"))
+        if have_granian:
+            rows.append(
+                add(
+                    "c1-flaskserve-granian",
+                    servers.flaskserve(
+                        layout,
+                        "c1-flaskserve-granian",
+                        linear,
+                        tuning,
+                        free_port(),
+                        flags=flags,
+                        granian=True,
+                    ),
+                    linear,
+                )
+            )
         rows.append(
             add("c1-app-run", servers.tutorial_dev_server(layout, "c1-app-run", linear, free_port()), linear)
         )
@@ -536,6 +558,8 @@ def build_lineup(
                 server = servers.mlserver(layout, key, linear, free_port(), **options)  # type: ignore[arg-type]
                 rows.append(add("c1-mlserver", server, linear))
         rows.append(hello_row)
+        if have_granian:
+            rows.append(hello_granian_row)
         cases.append(
             Case(
                 title="Case 1: the tutorial's LinearRegression, one row per request",
@@ -571,6 +595,12 @@ def build_lineup(
                     forest,
                 )
             )
+        if have_granian and have_batching:
+            for key, batching in (("c2-batched-granian", True), ("c2-unbatched-granian", False)):
+                server = servers.flaskserve(
+                    layout, key, forest, tuning, free_port(), flags=flags, batching=batching, granian=True
+                )
+                rows.append(add(key, server, forest))
         rows.append(
             add(
                 "c2-gunicorn",
@@ -615,9 +645,16 @@ def build_lineup(
         else:
             why = "flaskserve serve" if not have_flaskserve else "`--cache-size`"
             rows.append(absent("flaskserve", f"not measured: {why} not available"))
+        if have_granian and have_cache:
+            server = servers.flaskserve(
+                layout, "c3-cache-granian", forest, tuning, free_port(), flags=flags, cache=True, granian=True
+            )
+            rows.append(add("c3-cache-granian", server, forest))
         if "2" in args.cases and have_flaskserve:
             rows.append(Row("c2-unbatched", "flaskserve", "same as case 2, cache off"))
         rows.append(hello_row)
+        if have_granian:
+            rows.append(hello_granian_row)
         cases.append(
             Case(
                 title="Case 3: repeated identical requests (cache hits)",

@@ -120,13 +120,16 @@ def flaskserve(
     batching: bool = False,
     cache: bool = False,
     workers: int | None = None,
+    granian: bool = False,
 ) -> Server:
     """flaskserve with the shared worker settings; batching and cache are off unless asked for."""
     workers = tuning.workers if workers is None else workers
     argv = [str(layout.venv_bin / "flaskserve"), "serve", str(model.path)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
     argv += ["--workers", str(workers), "--threads", str(tuning.threads), "--allow-pickle"]
-    notes = [f"{workers} workers, {tuning.threads} threads"]
+    notes = [f"{'granian' if granian else 'gunicorn'}, {workers} workers, {tuning.threads} threads"]
+    if granian:
+        argv += ["--server", "granian"]
     if all(flag in flags for flag in FLASKSERVE_BATCHING_FLAGS):
         if batching:
             argv += ["--max-batch-size", str(tuning.max_batch_size)]
@@ -214,6 +217,37 @@ def hello(layout: Layout, key: str, tuning: Tuning, port: int) -> Server:
         name="hello-world WSGI",
         settings=f"gunicorn, {tuning.workers} workers, {tuning.threads} threads, no model",
         argv=_gunicorn_argv(layout, "hello_app:app", port, tuning.workers, tuning.threads),
+        port=port,
+        cwd=layout.peers,
+        predict_path="/",
+        ready_path="/",
+    )
+
+
+def hello_granian(layout: Layout, key: str, tuning: Tuning, port: int) -> Server:
+    """The no-model WSGI app under granian with the same workers and threads: granian's ceiling."""
+    return Server(
+        key=key,
+        name="hello-world WSGI",
+        settings=f"granian, {tuning.workers} workers, {tuning.threads} threads, no model",
+        argv=(
+            str(layout.venv_bin / "granian"),
+            "--interface",
+            "wsgi",
+            "--workers",
+            str(tuning.workers),
+            "--blocking-threads",
+            str(tuning.threads),
+            # As flaskserve sets it: as many requests in Python at once as there are threads.
+            "--backpressure",
+            str(tuning.threads),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-ws",
+            "hello_app:app",
+        ),
         port=port,
         cwd=layout.peers,
         predict_path="/",
