@@ -203,7 +203,7 @@ def check_targets(lookup: Lookup, keys: Mapping[str, Sequence[str]], goals: Goal
             checks.append(
                 _ratio_check(
                     "3",
-                    "cache hits vs hello-world ceiling",
+                    "cache hits on " + label + " vs hello-world ceiling",
                     c,
                     get("c3-cache" + flavour, c),
                     get(hello, c),
