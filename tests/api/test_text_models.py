@@ -125,6 +125,23 @@ def test_bad_texts_are_clear_400s(text_client: FlaskClient, body: Any, code: str
     assert message in response.get_json()["error"]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("x" * (MAX_STRING_BYTES + 1), id="too many characters"),
+        pytest.param("é" * (MAX_STRING_BYTES // 2 + 1), id="few characters, too many bytes"),
+    ],
+)
+def test_a_v2_json_string_over_the_byte_limit_is_limit_exceeded(text_client: FlaskClient, text: str) -> None:
+    body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [text]}]}
+
+    response = text_client.post("/v2/models/intents/infer", json=body)
+
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "limit_exceeded"
+    assert "bytes of UTF-8" in response.get_json()["error"]
+
+
 def test_equal_texts_hit_the_cache(text_repository: Path) -> None:
     client = _app(text_repository, cache_size=16).test_client()
     first = client.post("/predict", json={"text": "where is my parcel"})

@@ -28,7 +28,10 @@ def index() -> Response:
                 "predict": "/predict",
                 "models": "/models",
                 "health": "/v2/health/ready",
-                **runtime.parts.get("links", {}),
+                "openapi": "/openapi.json",
+                "docs": "/docs",
+                "metrics": "/metrics",
+                "v2": "/v2",
             },
         }
     )

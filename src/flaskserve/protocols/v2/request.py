@@ -216,10 +216,13 @@ def decode_json_tensor(
             f"{clip(repr(value))}, which {datatype} cannot hold"
         )
     if datatype == datatypes.BYTES:
+        # Characters bound bytes from below; encode only when a string might be over the limit.
         longest = max((len(s) for s in flat), default=0)
+        if longest * 4 > limits.max_string_bytes:
+            longest = max(len(s.encode("utf-8")) for s in flat)
         if longest > limits.max_string_bytes:
-            raise InvalidValue(
-                f"an element of input '{clip(name)}' has {longest} characters; at most "
+            raise LimitExceeded(
+                f"an element of input '{clip(name)}' has {longest} bytes of UTF-8; at most "
                 f"{limits.max_string_bytes} are accepted"
             )
         strings = np.empty(len(flat), dtype=object)
