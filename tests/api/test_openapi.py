@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,9 @@ from flaskserve.app import create_app
 from flaskserve.protocols.openapi import openapi_path
 from flaskserve.runtime import get_runtime
 from flaskserve.settings import Settings
+
+#: Examples per operation; CI keeps it small, FLASKSERVE_FUZZ_EXAMPLES=300 runs a deeper search.
+FUZZ_EXAMPLES = int(os.environ.get("FLASKSERVE_FUZZ_EXAMPLES", "10"))
 
 
 def served_operations(app: Flask) -> set[tuple[str, str]]:
@@ -95,7 +99,9 @@ def test_fuzzing_finds_no_server_error_and_no_answer_outside_the_schema(fuzzed_a
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def exercise(case: Any) -> None:
             case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
