@@ -14,16 +14,18 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flaskserve.api import docs, health, mlflow, simple, v1, v2
+from flaskserve.api import docs, health, mlflow, repository, simple, v1, v2
 from flaskserve.api.errors import register_error_handlers
 from flaskserve.api.json_provider import OrjsonProvider
 from flaskserve.api.metrics import METRICS_PART
 from flaskserve.api.metrics import blueprint as metrics_blueprint
 from flaskserve.inference.batcher import Occupancy
 from flaskserve.inference.service import InferenceService
+from flaskserve.models.journal import JOURNAL_FILE, Journal
 from flaskserve.models.loaders import LoaderTable, default_loaders
 from flaskserve.models.loading import load_registry
 from flaskserve.models.registry import ModelRegistry
+from flaskserve.models.reloading import Reloader
 from flaskserve.observability.metrics import Metrics
 from flaskserve.observability.multiprocess import directory_in_use
 from flaskserve.observability.tracker import RequestTracker
@@ -35,6 +37,7 @@ from flaskserve.security.headers import SecurityHeaders
 from flaskserve.security.keys import KeyStore, KeyStoreError
 from flaskserve.security.ratelimit import RateLimits
 from flaskserve.serving.occupancy import count_requests
+from flaskserve.serving.rundir import run_directory_in_use
 from flaskserve.settings import ConfigError, Settings, load_settings
 
 
@@ -88,6 +91,17 @@ def create_app(
 
     app.extensions[EXTENSION_KEY].parts[METRICS_PART] = metrics
     RequestTracker().init_app(app, registry=registry, metrics=metrics)
+    # Before auth, so that every later hook and view of a request sees the models other workers changed.
+    run_dir = run_directory_in_use()
+    reloader = Reloader(
+        settings,
+        loaders,
+        registry,
+        observer=metrics,
+        journal=Journal(run_dir / JOURNAL_FILE) if run_dir is not None else None,
+        forget=service.forget,
+    )
+    repository.init_app(app, reloader)
 
     register_error_handlers(app)
     # Batch leaders see how many requests are inside this process (see inference/batcher.py).

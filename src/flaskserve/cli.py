@@ -110,6 +110,7 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
     """Serve MODEL_PATH (a model file or a repository folder) under gunicorn (or granian)."""
     from flaskserve.observability.logging import configure_logging
     from flaskserve.observability.multiprocess import metrics_directory
+    from flaskserve.serving.rundir import run_directory
 
     flags["cors_origins"] = list(flags["cors_origins"]) or None
     settings = _fail_cleanly(lambda: _settings(config_file, **flags))
@@ -119,8 +120,9 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
     configure_logging(settings.log_level, settings.log_format)
     log.info("settings in force", extra={"settings": settings.describe()})
     # prometheus_client chooses per-process files (summed over workers) when it is
-    # first imported, so the directory must exist before the app's modules load.
-    with metrics_directory():
+    # first imported, so the directory must exist before the app's modules load. The run
+    # directory carries model loads and unloads from the worker that made them to the others.
+    with metrics_directory(), run_directory():
         from flaskserve.app import create_app
 
         if settings.server == "granian":

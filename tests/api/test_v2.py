@@ -24,7 +24,7 @@ def test_server_metadata_advertises_the_extensions(client: FlaskClient) -> None:
     body = client.get("/v2").get_json()
 
     assert body["name"] == "flaskserve"
-    assert set(body["extensions"]) == {"binary_tensor_data", "classification"}
+    assert set(body["extensions"]) == {"binary_tensor_data", "classification", "model_repository"}
 
 
 def test_model_metadata_and_readiness(client: FlaskClient) -> None:

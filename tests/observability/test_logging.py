@@ -70,10 +70,23 @@ def test_each_request_writes_one_json_line_with_its_request_id(
     assert line["http_method"] == "POST"
     assert line["route"] == "/models/<name>/versions/<version>/predict"
     assert line["client"] == "127.0.0.1"
-    assert line["cache_hit"] is False
+    assert "cache_hit" not in line  # this model has no cache: there is no hit or miss to tell
     assert line["batch_rows"] >= 1
     assert line["latency_ms"] > 0
     assert line["time"].endswith("Z")
+
+
+def test_the_access_line_tells_cache_hits_from_misses(
+    configure: Callable[..., io.StringIO], make_settings: Callable[..., Settings]
+) -> None:
+    stream = configure()
+    client = create_app(make_settings(cache_size=10)).test_client()
+
+    for _ in range(2):
+        client.post("/predict", json={"x": 1, "y": 2})
+
+    lines = [r for r in records(stream) if r["logger"] == "flaskserve.access"]
+    assert [line["cache_hit"] for line in lines] == [False, True]
 
 
 def test_an_unexpected_error_logs_its_traceback_and_id_but_answers_only_the_id(

@@ -17,7 +17,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, current_app
 
 import flaskserve
-from flaskserve.api import mlflow, v1, v2
+from flaskserve.api import mlflow, repository, v1, v2
 from flaskserve.api.requests import json_response
 from flaskserve.protocols import openapi
 from flaskserve.protocols.openapi import Operation, Parameter, Route
@@ -98,7 +98,7 @@ Errors are `{"error": message, "code": code}` with a 4xx status for anything the
 
 
 def all_operations() -> Mapping[str, Operation]:
-    return {**OPERATIONS, **v2.OPERATIONS, **v1.OPERATIONS, **mlflow.OPERATIONS}
+    return {**OPERATIONS, **v2.OPERATIONS, **repository.OPERATIONS, **v1.OPERATIONS, **mlflow.OPERATIONS}
 
 
 def app_routes(app: Flask, operations: Mapping[str, Operation]) -> Iterator[Route]:

@@ -153,6 +153,16 @@ class InferenceService:
         own = model.settings.cache_size
         return own if own is not None else self.cache_size
 
+    def forget(self, name: str) -> None:
+        """Drop the routes and caches of every version of model ``name`` (it was unloaded or reloaded).
+
+        Without this, the routes of an unloaded model would keep its estimator in memory;
+        requests already holding a route finish with it.
+        """
+        with self._building:
+            self._routes = {key: route for key, route in self._routes.items() if key[0] != name}
+            self._caches = {key: held for key, held in self._caches.items() if key[0] != name}
+
     # -- composing routes, once per (model version, method) in each process --------------
 
     def _build_route(self, model: ServedModel, method: str) -> _Route:

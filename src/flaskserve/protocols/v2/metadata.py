@@ -14,7 +14,7 @@ from flaskserve.protocols import datatypes
 from flaskserve.protocols.v2.schema import CONTENT_TYPE, INPUT_NAME
 
 #: Extensions this server implements, as ``GET /v2`` advertises them.
-EXTENSIONS: tuple[str, ...] = ("binary_tensor_data", "classification")
+EXTENSIONS: tuple[str, ...] = ("binary_tensor_data", "classification", "model_repository")
 
 
 def server_metadata() -> dict[str, Any]:

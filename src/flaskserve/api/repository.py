@@ -1,0 +1,138 @@
+"""Routes of the model repository extension: list, load and unload models while serving.
+
+The work is done by :class:`~flaskserve.models.reloading.Reloader`; these views
+parse, call it, write the audit record and render. A load that fails answers
+400 with the loader's own code (``untrusted_model``, ``model_load_failed``): at
+start-up a bad file is the operator's error and stops the server, but asked for
+through the API it is a request the server cannot carry out, while it goes on
+serving what it had.
+
+:func:`init_app` wires the reloader into an app: the routes, and — only when the
+server has a run directory shared by its workers — the ``before_request`` hook
+that repeats other workers' actions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, request
+
+from flaskserve.api.errors import error_response
+from flaskserve.api.requests import is_json_mimetype, json_response, read_body
+from flaskserve.errors import ModelLoadError, UnsupportedMediaType, UntrustedModel
+from flaskserve.models.reloading import Reloader
+from flaskserve.observability.context import note
+from flaskserve.protocols.openapi import Operation
+from flaskserve.protocols.payload import decode_json
+from flaskserve.protocols.v2 import repository as wire
+from flaskserve.runtime import get_runtime
+from flaskserve.security import audit
+
+__all__ = ["OPERATIONS", "REPOSITORY_PART", "blueprint", "init_app"]
+
+#: Where the app's :class:`Reloader` is kept in ``Runtime.parts``.
+REPOSITORY_PART = "repository"
+
+blueprint = Blueprint("repository", __name__)
+
+
+def init_app(app: Flask, reloader: Reloader) -> None:
+    """Serve the repository routes with ``reloader``; follow its journal if it has one.
+
+    The hook is registered only with a journal, so an app without one (tests,
+    ``flask run``, a single process) pays nothing per request.
+    """
+    get_runtime(app).parts[REPOSITORY_PART] = reloader
+    if reloader.journal is not None:
+        app.before_request(reloader.before_request)
+    app.register_blueprint(blueprint)
+
+
+def _reloader() -> Reloader:
+    reloader: Reloader = get_runtime(current_app).parts[REPOSITORY_PART]
+    return reloader
+
+
+def _optional_json() -> Any:
+    """The parsed body, or ``None`` when there is none: both requests are optional."""
+    body = read_body()
+    if not body.strip():
+        return None
+    if request.mimetype and not is_json_mimetype(request.mimetype):
+        raise UnsupportedMediaType(
+            f"expected 'Content-Type: application/json'; got '{request.mimetype[:60]}'"
+        )
+    return decode_json(body, max_depth=get_runtime(current_app).settings.limits.max_json_depth)
+
+
+@blueprint.post("/v2/repository/index")
+def index() -> Response:
+    wanted = wire.decode_index_request(_optional_json())
+    rows = _reloader().index(ready_only=wanted.ready)
+    document = wire.index_document(
+        {"name": r.name, "version": r.version, "state": r.state.value, "reason": r.reason} for r in rows
+    )
+    return json_response(document)
+
+
+@blueprint.post("/v2/repository/models/<name>/load")
+def load(name: str) -> Response:
+    """Load, or reload, every version of a model from the repository."""
+    wire.decode_load_request(_optional_json())
+    try:
+        models = _reloader().load(name)
+    except ModelLoadError as exc:
+        outcome: audit.Outcome = "refused" if isinstance(exc, UntrustedModel) else "failed"
+        audit.record("load", model=name, outcome=outcome, reason=exc.message)
+        return error_response(400, exc.code, exc.message)
+    note(model=name)
+    for model in models:
+        audit.record("load", model=name, version=model.version, sha256=model.sha256)
+    return json_response({})
+
+
+@blueprint.post("/v2/repository/models/<name>/unload")
+def unload(name: str) -> Response:
+    """Stop serving every version of a model."""
+    wire.decode_load_request(_optional_json())
+    removed = _reloader().unload(name)
+    for entry in removed:
+        sha256 = entry.model.sha256 if entry.model is not None else None
+        audit.record("unload", model=name, version=entry.version, sha256=sha256)
+    return json_response({})
+
+
+_EMPTY = {"application/json": {"type": "object", "maxProperties": 0}}
+_BY_NAME = (400, 404, 415)
+
+OPERATIONS: dict[str, Operation] = {
+    "repository.index": Operation(
+        "Model repository: every model version, served or only on disk, with its state",
+        "v2",
+        request={"application/json": wire.RepositoryIndexRequest},
+        response={"application/json": wire.RepositoryIndex},
+        errors=(400, 415),
+        description='The body is optional; {"ready": true} lists only the versions that are ready.',
+    ),
+    "repository.load": Operation(
+        "Model repository: load or reload every version of a model",
+        "v2",
+        request={"application/json": wire.LoadRequest},
+        response=_EMPTY,
+        errors=_BY_NAME,
+        description=(
+            "Rescans the model's folder and loads every version with the server's trust policy and "
+            "settings, then serves them all at once. On failure (400) the versions served before "
+            "keep serving. Needs the admin scope."
+        ),
+    ),
+    "repository.unload": Operation(
+        "Model repository: stop serving every version of a model",
+        "v2",
+        request={"application/json": wire.LoadRequest},
+        response=_EMPTY,
+        errors=_BY_NAME,
+        description="A model that is not loaded answers 404. Needs the admin scope.",
+    ),
+}

@@ -1,0 +1,322 @@
+"""Loading and unloading models while the server runs (the Open Inference Protocol's model repository).
+
+A load rescans one model's folder and loads every version exactly as start-up
+does — the same trust policy, settings files, loaders and warm-up — and only
+once every version has loaded does it swap them all into the registry at once.
+A failure leaves the registry as it was, so the versions served before keep
+serving. An unload takes all of a model's versions out of the registry; they are
+then no longer "configured to be loaded", so readiness does not count them.
+
+When the server runs several worker processes, each action goes through a
+:class:`~flaskserve.models.journal.Journal`: the process that acts also appends
+the action, and the others repeat it before their next request (see
+:meth:`Reloader.before_request`). Without a journal (an app built in a test, or
+under ``flask run``) the actions are local to the one process.
+
+A model being loaded is shown as ``LOADING`` in the index, while the registry
+keeps serving what it had: a registry entry in that state would make readiness
+fail for as long as the load takes, and take a busy server out of rotation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from flaskserve.errors import BadRequest, ModelLoadError, ModelNotFound, clip
+from flaskserve.models.journal import Action, Journal, JournalEntry
+from flaskserve.models.loaders import LoaderTable
+from flaskserve.models.loading import (
+    LoadObserver,
+    load_model,
+    repository_root,
+    settings_for,
+    trust_policy,
+)
+from flaskserve.models.registry import ModelEntry, ModelRegistry, ModelState
+from flaskserve.models.repository import ModelSource, scan, scan_model, valid_model_name, version_key
+from flaskserve.models.served import ServedModel
+from flaskserve.settings import Settings
+
+__all__ = ["NOT_LOADED", "UNLOADED", "IndexRow", "Reloader"]
+
+log = logging.getLogger("flaskserve.models")
+
+#: Index reasons of models on disk that are not served.
+NOT_LOADED = "not loaded"
+UNLOADED = "unloaded"
+
+_Append = Callable[..., JournalEntry]
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One line of the repository index; ``version`` is ``None`` when a folder's versions are unreadable."""
+
+    name: str
+    version: str | None
+    state: ModelState
+    reason: str = ""
+
+
+class Reloader:
+    """Loads and unloads the models of one registry at run time.
+
+    ``observer`` counts the loads this process carries out for a client (as
+    start-up loads are counted); loads repeated from the journal are not counted
+    again, so a load counts once however many workers repeat it. ``forget`` is
+    called with a model's name once its versions left the registry, to drop what
+    other parts hold for them (compiled routes, caches).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        loaders: LoaderTable,
+        registry: ModelRegistry,
+        *,
+        observer: LoadObserver | None = None,
+        journal: Journal | None = None,
+        forget: Callable[[str], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._loaders = loaders
+        self._registry = registry
+        self._observer = observer
+        self._journal = journal
+        self._forget = forget
+        self._root = repository_root(settings)
+        # Reentrant: an action catches up with the journal (and so applies entries) under it.
+        self._lock = threading.RLock()
+        self._unloaded: set[str] = set()
+        self._loading: set[str] = set()
+
+    @property
+    def journal(self) -> Journal | None:
+        return self._journal
+
+    # -- the index ------------------------------------------------------------------
+
+    def index(self, *, ready_only: bool = False) -> list[IndexRow]:
+        """Every served version, plus every version on disk that is not served (``UNAVAILABLE``)."""
+        rows = [IndexRow(e.name, e.version, e.state, e.reason) for e in self._registry.entries()]
+        served = {(row.name, row.version) for row in rows}
+        for name in sorted(self._loading - set(self._registry.names())):
+            rows.append(IndexRow(name, None, ModelState.LOADING, "loading"))
+        for name, version, problem in self._on_disk():
+            if (name, version) in served or name in self._loading:
+                continue
+            reason = UNLOADED if name in self._unloaded else NOT_LOADED
+            rows.append(
+                IndexRow(name, version, ModelState.UNAVAILABLE, f"{reason}: {problem}" if problem else reason)
+            )
+        rows.sort(key=lambda r: (r.name, version_key(r.version) if r.version else -1))
+        if ready_only:
+            return [row for row in rows if row.state is ModelState.READY]
+        return rows
+
+    def _on_disk(self) -> Iterator[tuple[str, str | None, str]]:
+        """(name, version, problem) of each model version in the repository folder, or of the single file."""
+        if self._root is None:
+            name = self._single_name()
+            if name is not None:
+                yield name, "1", ""
+            return
+        try:
+            folders = sorted(
+                p.name for p in self._root.iterdir() if p.is_dir() and not p.name.startswith(".")
+            )
+        except OSError:
+            return
+        for name in folders:
+            if not valid_model_name(name):
+                continue
+            try:
+                sources = scan_model(self._root, name, self._loaders)
+            except ModelLoadError as exc:
+                yield name, None, exc.message
+                continue
+            for source in sources:
+                yield name, source.version, ""
+
+    # -- actions a client asks for --------------------------------------------------
+
+    def load(self, name: str) -> list[ServedModel]:
+        """(Re)load every version of ``name`` and serve them, or raise and change nothing.
+
+        Raises :class:`ModelNotFound` when there is nothing of that name to load and
+        :class:`ModelLoadError` (or :class:`UntrustedModel`) when a version fails.
+        """
+        self._check_name(name)
+        with self._lock, self._ordered() as append:
+            sources = self._sources(name)
+            models = self._load_sources(name, sources, self._observer)
+            self._swap(name, models)
+            append("load", name, {m.version: m.sha256 for m in models})
+        return models
+
+    def unload(self, name: str) -> list[ModelEntry]:
+        """Stop serving every version of ``name``; returns the entries that left the registry."""
+        self._check_name(name)
+        with self._lock, self._ordered() as append:
+            removed = self._registry.entries(name)
+            if not removed:
+                raise ModelNotFound(
+                    f"model '{name}' is not loaded, so it cannot be unloaded; "
+                    f"loaded models: {', '.join(self._registry.names()) or 'none'}"
+                )
+            self._remove(name)
+            append("unload", name)
+        return removed
+
+    # -- other processes' actions ---------------------------------------------------
+
+    def before_request(self) -> None:
+        """Repeat the actions other workers journaled since this one last looked; a memory read if none.
+
+        A request that finds work waits until it is done, so no request that started
+        after an action was answered runs on the state from before it.
+        """
+        journal = self._journal
+        if journal is not None and journal.changed():
+            self.catch_up()
+
+    def catch_up(self) -> None:
+        journal = self._journal
+        if journal is None:
+            return
+        with self._lock:
+            if journal.changed():
+                journal.replay(self._apply)
+
+    def _apply(self, entry: JournalEntry) -> None:
+        """Repeat one journaled action; a failure is logged and leaves this worker as it was."""
+        try:
+            if entry.action == "unload":
+                self._remove(entry.model)
+                return
+            sources = [s for s in self._sources(entry.model) if s.version in entry.versions]
+            missing = sorted(set(entry.versions) - {s.version for s in sources}, key=version_key)
+            if missing:
+                log.warning(
+                    "model versions vanished before this worker could load them",
+                    extra={"model": entry.model, "versions": missing, "journal_seq": entry.seq},
+                )
+            models = self._load_sources(entry.model, sources, None)
+            for model in models:
+                if model.sha256 != entry.versions.get(model.version):
+                    log.warning(
+                        "model file changed between workers' loads",
+                        extra={
+                            "model": model.name,
+                            "version": model.version,
+                            "sha256": model.sha256,
+                            "expected_sha256": entry.versions.get(model.version),
+                        },
+                    )
+            self._swap(entry.model, models)
+        except Exception as exc:
+            # A request is waiting on this: it must not fail, and the journal must move on.
+            message = exc.message if isinstance(exc, ModelLoadError | ModelNotFound) else type(exc).__name__
+            log.error(
+                "could not repeat another worker's model action; this worker keeps its previous models",
+                extra={
+                    "model": entry.model,
+                    "action": entry.action,
+                    "journal_seq": entry.seq,
+                    "error": message,
+                },
+            )
+
+    # -- the work -------------------------------------------------------------------
+
+    @contextmanager
+    def _ordered(self) -> Iterator[_Append]:
+        """The journal's lock (after catching up) and its append, or a local no-op without a journal."""
+        if self._journal is None:
+
+            def local(action: Action, model: str, versions: dict[str, str] | None = None) -> JournalEntry:
+                return JournalEntry(0, action, model, versions or {})
+
+            yield local
+            return
+        with self._journal.exclusive(self._apply) as append:
+            yield append
+
+    def _check_name(self, name: str) -> None:
+        # Before any path is built from it: no separators, no '..', no control characters.
+        if not valid_model_name(name):
+            raise BadRequest(
+                f"'{clip(name)}' is not a valid model name: use letters, digits, '-', '_' and '.', "
+                "starting with a letter or digit, at most 64 characters"
+            )
+
+    def _single_name(self) -> str | None:
+        path = self._settings.model_path
+        if path is None:
+            return None
+        return self._settings.model_name or self._loaders.stem(path)
+
+    def _sources(self, name: str) -> list[ModelSource]:
+        if self._root is None:
+            single = self._single_name()
+            if single is None or name != single:
+                served = f"only '{single}' (its model file) can be loaded or unloaded" if single else ""
+                raise ModelNotFound(
+                    f"cannot load '{name}': this server has no repository folder"
+                    + (f"; {served}" if served else "")
+                )
+            path: Path = self._settings.model_path  # type: ignore[assignment]
+            return scan(path, self._loaders, single_name=self._settings.model_name)
+        if not (self._root / name).is_dir():
+            raise ModelNotFound(f"the model repository has no model '{name}'")
+        sources = scan_model(self._root, name, self._loaders)
+        if not sources:
+            raise ModelNotFound(f"the model repository's folder '{name}' holds no model file")
+        return sources
+
+    def _load_sources(
+        self, name: str, sources: list[ModelSource], observer: LoadObserver | None
+    ) -> list[ServedModel]:
+        trust = trust_policy(self._settings)
+        self._loading.add(name)
+        try:
+            models = []
+            for source in sources:
+                try:
+                    model = load_model(
+                        source,
+                        settings_for(source, self._settings),
+                        self._loaders,
+                        trust,
+                        observer,
+                        max_text_bytes=self._settings.limits.max_string_bytes,
+                    )
+                except ModelLoadError:
+                    raise
+                except Exception as exc:
+                    # Loaders wrap their own failures; anything else is still this file's fault.
+                    raise ModelLoadError(
+                        f"model '{name}' version {source.version} could not be loaded: {type(exc).__name__}"
+                    ) from exc
+                models.append(model)
+            return models
+        finally:
+            self._loading.discard(name)
+
+    def _swap(self, name: str, models: list[ServedModel]) -> None:
+        entries = [ModelEntry(m.name, m.version, ModelState.READY, model=m) for m in models]
+        self._registry.replace_model(name, entries)
+        self._unloaded.discard(name)
+        if self._forget is not None:
+            self._forget(name)
+
+    def _remove(self, name: str) -> None:
+        self._registry.replace_model(name, [])
+        self._unloaded.add(name)
+        if self._forget is not None:
+            self._forget(name)
