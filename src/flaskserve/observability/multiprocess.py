@@ -13,11 +13,11 @@ while its counters stay in the sums.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from flaskserve.shared_dirs import shared_directory
 
 __all__ = ["ENV_VAR", "directory_in_use", "mark_worker_dead", "metrics_directory"]
 
@@ -27,25 +27,9 @@ ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 
 @contextmanager
 def metrics_directory() -> Iterator[Path]:
-    """Create a fresh metrics directory, point ``PROMETHEUS_MULTIPROC_DIR`` at it, remove it on exit.
-
-    Enter it before the app is built. Only the process that entered it cleans
-    up: gunicorn forks workers inside this block, and a worker unwinding through
-    it on exit must not delete the directory its siblings still write to.
-    """
-    owner = os.getpid()
-    path = Path(tempfile.mkdtemp(prefix="flaskserve-metrics-"))
-    previous = os.environ.get(ENV_VAR)
-    os.environ[ENV_VAR] = str(path)
-    try:
+    """A fresh metrics directory named in ``PROMETHEUS_MULTIPROC_DIR``; enter it before the app is built."""
+    with shared_directory(ENV_VAR, "flaskserve-metrics-") as path:
         yield path
-    finally:
-        if os.getpid() == owner:
-            shutil.rmtree(path, ignore_errors=True)
-            if previous is None:
-                os.environ.pop(ENV_VAR, None)
-            else:
-                os.environ[ENV_VAR] = previous
 
 
 def directory_in_use() -> str | None:

@@ -12,11 +12,11 @@ without it (tests, ``flask run``) keeps every change to its own process.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from flaskserve.shared_dirs import shared_directory
 
 __all__ = ["ENV_VAR", "run_directory", "run_directory_in_use"]
 
@@ -25,25 +25,10 @@ ENV_VAR = "FLASKSERVE_RUN_DIR"
 
 @contextmanager
 def run_directory() -> Iterator[Path]:
-    """Create a fresh, private run directory, name it in ``FLASKSERVE_RUN_DIR``, remove it on exit.
-
-    Fresh, so that no journal of an earlier run is replayed. Only the process that
-    entered the block cleans up: workers forked inside it unwind through it too,
-    and must not delete what their siblings still use.
-    """
-    owner = os.getpid()
-    path = Path(tempfile.mkdtemp(prefix="flaskserve-run-"))
-    previous = os.environ.get(ENV_VAR)
-    os.environ[ENV_VAR] = str(path)
-    try:
+    """A fresh run directory named in ``FLASKSERVE_RUN_DIR`` for this run; fresh, so no journal of an
+    earlier run is replayed."""
+    with shared_directory(ENV_VAR, "flaskserve-run-") as path:
         yield path
-    finally:
-        if os.getpid() == owner:
-            shutil.rmtree(path, ignore_errors=True)
-            if previous is None:
-                os.environ.pop(ENV_VAR, None)
-            else:
-                os.environ[ENV_VAR] = previous
 
 
 def run_directory_in_use() -> Path | None:
