@@ -25,8 +25,7 @@ ENV_VAR = "FLASKSERVE_RUN_DIR"
 
 @contextmanager
 def run_directory() -> Iterator[Path]:
-    """A fresh run directory named in ``FLASKSERVE_RUN_DIR`` for this run; fresh, so no journal of an
-    earlier run is replayed."""
+    """A fresh run directory named in ``FLASKSERVE_RUN_DIR``: no journal of an earlier run is replayed."""
     with shared_directory(ENV_VAR, "flaskserve-run-") as path:
         yield path
 
