@@ -128,14 +128,16 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
         if settings.server == "granian":
             from flaskserve.serving import granian
 
-            server = _fail_cleanly(lambda: granian.build_server(settings))
+            tls = _server_tls(settings)
+            server = _fail_cleanly(lambda: granian.build_server(settings, tls))
             app = _fail_cleanly(lambda: create_app(settings))
             granian.serve(server, app)
             return
         from flaskserve.serving.gunicorn import serve as run_server
 
+        tls = _server_tls(settings)
         app = _fail_cleanly(lambda: create_app(settings))
-        run_server(app, settings, **_tls_options(settings))
+        run_server(app, settings, **(dict(tls.options) if tls is not None else {}))
 
 
 @main.command()
@@ -203,8 +205,8 @@ def demo(directory: Path) -> None:
     click.echo(f"trained the demo model into {root}")
 
 
-def _tls_options(settings: Any) -> dict[str, Any]:
-    """gunicorn's TLS settings (none for plain HTTP); prints where a self-signed certificate is."""
+def _server_tls(settings: Any) -> Any:
+    """The TLS in force (None for plain HTTP); prints where a self-signed certificate is."""
     from flaskserve.security.ratelimit import counts_per_worker
     from flaskserve.security.tls import server_tls
     from flaskserve.serving.gunicorn import default_workers
@@ -225,7 +227,7 @@ def _tls_options(settings: Any) -> dict[str, Any]:
         )
     )
     if tls is None:
-        return {}
+        return None
     if tls.self_signed is not None:
         click.echo(
             f"serving HTTPS with a self-signed certificate for localhost: {tls.self_signed.certfile}\n"
@@ -233,7 +235,7 @@ def _tls_options(settings: Any) -> dict[str, Any]:
             f"clients can trust it with e.g. curl --cacert {tls.self_signed.certfile}",
             err=True,
         )
-    return dict(tls.options)
+    return tls
 
 
 def _fail_cleanly(action: Any) -> Any:

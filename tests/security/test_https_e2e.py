@@ -27,14 +27,18 @@ def write_key(path: Path, scopes: list[str]) -> str:
     return key
 
 
+SERVERS = [pytest.param("gunicorn", id="gunicorn"), pytest.param("granian", id="granian")]
+
+
+@pytest.mark.parametrize("server_name", SERVERS)
 def test_self_signed_https_serves_verified_clients_only_over_tls(
-    https_launcher: HttpsLauncher, tmp_path: Path
+    https_launcher: HttpsLauncher, tmp_path: Path, server_name: str
 ) -> None:
     keys_file = tmp_path / "keys.json"
     key = write_key(keys_file, ["read"])
     certfile = https_launcher.workdir / ".flaskserve-tls" / CERT_FILENAME
     server = https_launcher.start_https(
-        "--tls-self-signed", "--keys-file", str(keys_file), verify=str(certfile)
+        "--tls-self-signed", "--keys-file", str(keys_file), "--server", server_name, verify=str(certfile)
     )
 
     response = server.get("/models", headers={"Authorization": f"Bearer {key}"})
@@ -101,8 +105,9 @@ def _client_ca_and_certificate(directory: Path) -> tuple[Path, Path, Path]:
     return ca_file, cert_file, key_file
 
 
+@pytest.mark.parametrize("server_name", SERVERS)
 def test_mutual_tls_refuses_a_client_without_a_certificate(
-    https_launcher: HttpsLauncher, tmp_path: Path
+    https_launcher: HttpsLauncher, tmp_path: Path, server_name: str
 ) -> None:
     server_certificate = create_self_signed(tmp_path / "server")
     ca_file, client_cert, client_key = _client_ca_and_certificate(tmp_path)
@@ -115,6 +120,8 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(
         str(ca_file),
         "--keys-file",
         str(tmp_path / "keys.json"),
+        "--server",
+        server_name,
         verify=str(server_certificate.certfile),
         client_cert=(str(client_cert), str(client_key)),
     )

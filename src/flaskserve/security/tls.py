@@ -228,9 +228,13 @@ def gunicorn_tls_options(
 
 @dataclass(frozen=True)
 class ServerTLS:
-    """How the server speaks HTTPS: gunicorn's settings, and the self-signed certificate if it made one."""
+    """How the server speaks HTTPS: its files, gunicorn's settings, the self-signed certificate if made."""
 
     options: GunicornTLSOptions
+    certfile: Path
+    keyfile: Path
+    #: CA bundle for client certificates: when set, clients must present one (mutual TLS).
+    ca_certs: Path | None = None
     self_signed: SelfSignedCertificate | None = None
 
 
@@ -263,8 +267,12 @@ def server_tls(
                 f"cannot create the self-signed certificate in {str(self_signed_dir)!r}: {exc.strerror}"
             ) from exc
         return ServerTLS(
-            gunicorn_tls_options(certificate.certfile, certificate.keyfile, ca_certs), certificate
+            gunicorn_tls_options(certificate.certfile, certificate.keyfile, ca_certs),
+            certificate.certfile,
+            certificate.keyfile,
+            ca_certs,
+            certificate,
         )
     if certfile is not None and keyfile is not None:
-        return ServerTLS(gunicorn_tls_options(certfile, keyfile, ca_certs))
+        return ServerTLS(gunicorn_tls_options(certfile, keyfile, ca_certs), certfile, keyfile, ca_certs)
     return None
