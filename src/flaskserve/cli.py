@@ -125,18 +125,17 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
     with metrics_directory(), run_directory():
         from flaskserve.app import create_app
 
+        # The app first: it refuses an exposed server without keys before any certificate is made.
+        app = _fail_cleanly(lambda: create_app(settings))
+        tls = _server_tls(settings)
         if settings.server == "granian":
             from flaskserve.serving import granian
 
-            tls = _server_tls(settings)
             server = _fail_cleanly(lambda: granian.build_server(settings, tls))
-            app = _fail_cleanly(lambda: create_app(settings))
             granian.serve(server, app)
             return
         from flaskserve.serving.gunicorn import serve as run_server
 
-        tls = _server_tls(settings)
-        app = _fail_cleanly(lambda: create_app(settings))
         run_server(app, settings, **(dict(tls.options) if tls is not None else {}))
 
 
