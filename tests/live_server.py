@@ -83,11 +83,17 @@ class ServerLauncher:
         workers: int = 2,
         model_path: Path | None = None,
         env: dict[str, str] | None = None,
+        https: bool = False,
+        verify: str | bool = True,
+        client_cert: tuple[str, str] | None = None,
     ) -> RunningServer:
         """Serve ``model_path`` (default: the test repository) and wait until it is ready.
 
         The defaults every server gets (``--allow-pickle``, ``--default-model linear``,
-        ``--log-format json``) come before ``flags``, so a flag given here wins.
+        ``--log-format json``) come before ``flags``, so a flag given here wins. With
+        ``https``, the server is reached at ``https://localhost`` and its session
+        verifies with ``verify`` and presents ``client_cert``; the server runs in the
+        work folder, where ``--tls-self-signed`` writes its certificate.
         """
         number = len(self.started)
         port = free_port()
@@ -119,8 +125,16 @@ class ServerLauncher:
         }
         environment.update({"TMPDIR": str(tmp_dir), **(env or {})})
         with log_path.open("wb") as log_file:
-            process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=environment)
-        server = RunningServer(f"http://127.0.0.1:{port}", process, log_path, tmp_dir)
+            process = subprocess.Popen(
+                argv, stdout=log_file, stderr=subprocess.STDOUT, env=environment, cwd=self.workdir
+            )
+        url = f"https://localhost:{port}" if https else f"http://127.0.0.1:{port}"
+        server = RunningServer(url, process, log_path, tmp_dir)
+        if https:
+            # Otherwise REQUESTS_CA_BUNDLE in the environment would replace ``verify``.
+            server.session.trust_env = False
+            server.session.verify = verify
+            server.session.cert = client_cert
         self.started.append(server)
         _wait_until_ready(server)
         return server
@@ -136,9 +150,10 @@ def _wait_until_ready(server: RunningServer) -> None:
         if server.process.poll() is not None:
             pytest.fail(f"the server exited with {server.process.returncode}:\n{server.logs()}")
         try:
-            if requests.get(server.url + "/v2/health/ready", timeout=1).status_code == 200:
+            if server.session.get(server.url + "/v2/health/ready", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        # OSError: a self-signed certificate to verify with is not written yet.
+        except (requests.ConnectionError, OSError):
             pass
         time.sleep(0.05)
     server.stop()
