@@ -13,7 +13,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,3 +161,23 @@ def _wait_until_ready(server: RunningServer) -> None:
         time.sleep(0.05)
     server.stop()
     pytest.fail(f"the server was not ready within {STARTUP_TIMEOUT_S:.0f} s:\n{server.logs()}")
+
+
+@contextmanager
+def served_in_thread(app: Any) -> Iterator[str]:
+    """Serve a WSGI app on a free loopback port with Werkzeug's threaded server; yields ``host:port``.
+
+    For clients that need a real socket but not gunicorn's workers: it starts in
+    milliseconds, where a ``flaskserve serve`` subprocess takes seconds.
+    """
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from flask.testing import FlaskClient
 from flaskserve import testing
 from flaskserve.app import create_app
 from flaskserve.settings import load_settings
+from live_server import served_in_thread
 
 TEXTS = ["where is my parcel", "hello there", "I want my money back", "42"]
 MAX_STRING_BYTES = 200
@@ -274,17 +274,8 @@ def test_mlflow_csv_keeps_numbers_as_text(text_client: FlaskClient, expected: li
 
 @pytest.fixture(scope="module")
 def server_url(text_repository: Path) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, _app(text_repository), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+    with served_in_thread(_app(text_repository)) as address:
+        yield address
 
 
 @pytest.mark.parametrize("binary", [pytest.param(False, id="JSON"), pytest.param(True, id="binary")])

@@ -6,18 +6,17 @@ sockets, and this starts in milliseconds where a gunicorn subprocess takes secon
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from werkzeug.serving import make_server
 
 from flaskserve import testing
 from flaskserve.app import create_app
 from flaskserve.settings import Settings
+from live_server import served_in_thread
 
 httpclient = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402
@@ -28,15 +27,8 @@ def server_url(repository: Any) -> Iterator[str]:
     from flaskserve.settings import load_settings
 
     settings: Settings = load_settings(None, model_path=repository, allow_pickle=True, default_model="linear")
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+    with served_in_thread(create_app(settings)) as address:
+        yield address
 
 
 @pytest.fixture
