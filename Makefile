@@ -36,6 +36,7 @@ lint: install
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Needs wrk (apt-get install -y wrk); the peers' own virtualenv is made by bench/setup_peers.sh.
 bench: install

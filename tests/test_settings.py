@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flaskserve.settings import ConfigError, load_settings
+from flaskserve.errors import ConfigError
+from flaskserve.settings import load_settings
 
 
 @pytest.fixture

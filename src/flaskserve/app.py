@@ -1,53 +1,63 @@
 """``create_app(settings)``: the one place where the parts are wired together.
 
-Usable under any WSGI server (``gunicorn 'flaskserve.app:create_app()'`` reads
-settings from the environment) and from ``flask --app flaskserve.app``.
-Importing this module loads nothing; models load when the factory runs, or are
-passed in already loaded (``flaskserve serve`` loads them before forking).
+Everything the app depends on is an argument: the settings, the models (or the
+loaders that load them), the protocols, the metrics, the inference observer and
+clock, and the run directory shared with sibling workers. Left out, each gets
+its plain default (in-memory metrics, the system clock, no run directory), so a
+test or ``flask --app flaskserve.app`` builds a complete single-process app, and
+``flaskserve serve`` passes what it prepared for its workers. Nothing here reads
+the environment but :func:`load_settings`, whose precedence is documented.
+Importing this module loads nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import Rule
 
-from flaskserve.api import docs, health, mlflow, repository, simple, v1, v2
-from flaskserve.api.errors import register_error_handlers
-from flaskserve.api.json_provider import OrjsonProvider
-from flaskserve.api.metrics import METRICS_PART
-from flaskserve.api.metrics import blueprint as metrics_blueprint
+from flaskserve.api import docs, health, mlflow, predict, repository, simple, v1, v2
+from flaskserve.api import metrics as metrics_api
 from flaskserve.inference.batcher import Occupancy
+from flaskserve.inference.clock import Clock
+from flaskserve.inference.observer import InferenceObserver
 from flaskserve.inference.service import InferenceService
-from flaskserve.models.journal import JOURNAL_FILE, Journal
+from flaskserve.lifecycle.journal import JOURNAL_FILE, Journal
+from flaskserve.lifecycle.reloader import Reloader
 from flaskserve.models.loaders import LoaderTable, default_loaders
 from flaskserve.models.loading import load_registry
 from flaskserve.models.registry import ModelRegistry
-from flaskserve.models.reloading import Reloader
 from flaskserve.observability.metrics import Metrics
-from flaskserve.observability.multiprocess import directory_in_use
 from flaskserve.observability.tracker import RequestTracker
+from flaskserve.protocols.table import ProtocolTable, default_protocols
 from flaskserve.runtime import EXTENSION_KEY, Runtime
 from flaskserve.security.auth import ApiKeyAuth
 from flaskserve.security.cors import Cors
 from flaskserve.security.exposure import check_exposure
 from flaskserve.security.headers import SecurityHeaders
-from flaskserve.security.keys import KeyStore, KeyStoreError
+from flaskserve.security.keys import KeyStore
 from flaskserve.security.ratelimit import RateLimits
 from flaskserve.serving.occupancy import count_requests
-from flaskserve.serving.rundir import run_directory_in_use
-from flaskserve.settings import ConfigError, Settings, load_settings
+from flaskserve.settings import Settings, load_settings
+from flaskserve.web.errors import register_error_handlers
+from flaskserve.web.json_provider import OrjsonProvider
+from flaskserve.web.routing import DeclaredRule
 
 
 class FlaskserveApp(Flask):
-    """Flask, minus a per-hook coroutine check that no flaskserve view or hook needs.
+    """Flask whose rules carry their access and operation, minus a per-hook coroutine check.
 
-    Flask asks ``inspect.iscoroutinefunction`` about every hook and view on every
-    request, to support ``async def`` views; flaskserve has none, and the check
-    is a measurable share of a small prediction's time.
+    Every rule is a :class:`~flaskserve.web.routing.DeclaredRule`. Flask asks
+    ``inspect.iscoroutinefunction`` about every hook and view on every request,
+    to support ``async def`` views; flaskserve has none, and the check is a
+    measurable share of a small prediction's time.
     """
+
+    url_rule_class: type[Rule] = DeclaredRule
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         return func
@@ -58,41 +68,41 @@ def create_app(
     *,
     registry: ModelRegistry | None = None,
     loaders: LoaderTable | None = None,
+    protocols: ProtocolTable | None = None,
+    metrics: Metrics | None = None,
+    observer: InferenceObserver | None = None,
+    clock: Clock | None = None,
+    run_dir: Path | None = None,
 ) -> Flask:
+    """Build the app.
+
+    ``metrics`` defaults to in-memory metrics of this process (``flaskserve serve``
+    passes metrics summed over workers); ``observer`` sees every model call and
+    cache lookup and defaults to ``metrics``; ``run_dir`` is the directory sibling
+    workers share (``None``: repository changes stay in this process).
+    """
     settings = settings if settings is not None else load_settings()
     loaders = loaders if loaders is not None else default_loaders()
+    protocols = protocols if protocols is not None else default_protocols()
     # Keys first: a server that would be open to the network refuses before any model loads.
-    try:
-        keys = KeyStore.load(settings.keys_file)
-    except KeyStoreError as exc:
-        raise ConfigError(str(exc)) from exc
+    keys = KeyStore.load(settings.keys_file)
     check_exposure(settings.host, key_count=len(keys), insecure=settings.insecure)
     # Created before the models load, so that load times and failures are counted.
-    metrics = Metrics(multiprocess_dir=directory_in_use())
+    metrics = metrics if metrics is not None else Metrics()
     registry = registry if registry is not None else load_registry(settings, loaders, metrics)
 
-    app = FlaskserveApp("flaskserve")
-    app.json = OrjsonProvider(app)
-    app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
     occupancy = Occupancy()
     service = InferenceService(
         max_rows=settings.limits.max_rows,
-        observer=metrics,
+        observer=observer if observer is not None else metrics,
         max_batch_size=settings.max_batch_size,
         max_batch_delay_ms=settings.max_batch_delay_ms,
         cache_size=settings.cache_size,
         cache_max_bytes=settings.cache_max_bytes,
         cache_ttl_s=settings.cache_ttl_s,
+        clock=clock,
         occupancy=occupancy,
     )
-    app.extensions[EXTENSION_KEY] = Runtime(
-        settings=settings, registry=registry, service=service, loaders=loaders
-    )
-
-    app.extensions[EXTENSION_KEY].parts[METRICS_PART] = metrics
-    RequestTracker().init_app(app, registry=registry, metrics=metrics)
-    # Before auth, so that every later hook and view of a request sees the models other workers changed.
-    run_dir = run_directory_in_use()
     reloader = Reloader(
         settings,
         loaders,
@@ -101,8 +111,22 @@ def create_app(
         journal=Journal(run_dir / JOURNAL_FILE) if run_dir is not None else None,
         forget=service.forget,
     )
-    repository.init_app(app, reloader)
 
+    app = FlaskserveApp("flaskserve", static_folder=None)
+    app.json = OrjsonProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
+    app.extensions[EXTENSION_KEY] = Runtime(
+        settings=settings,
+        registry=registry,
+        service=service,
+        loaders=loaders,
+        protocols=protocols,
+        metrics=metrics,
+        reloader=reloader,
+    )
+    RequestTracker().init_app(app, registry=registry, metrics=metrics)
+    # Before auth, so that every later hook and view of a request sees the models other workers changed.
+    repository.init_app(app, reloader)
     register_error_handlers(app)
     # Batch leaders see how many requests are inside this process (see inference/batcher.py).
     app.wsgi_app = count_requests(app.wsgi_app, occupancy)  # type: ignore[method-assign,assignment]
@@ -115,11 +139,8 @@ def create_app(
     tls = settings.tls_certfile is not None or settings.tls_self_signed is not None
     SecurityHeaders().init_app(app, tls=tls)
     Cors().init_app(app, settings.cors_origins)
-    app.register_blueprint(metrics_blueprint)
-    app.register_blueprint(health.blueprint)
-    app.register_blueprint(simple.blueprint)
-    app.register_blueprint(v2.blueprint)
-    app.register_blueprint(v1.blueprint)
-    app.register_blueprint(mlflow.blueprint)
-    app.register_blueprint(docs.blueprint)
+    views = (metrics_api, health, simple, v2, v1, mlflow, docs)
+    for module in views:
+        app.register_blueprint(module.blueprint)
+    predict.init_app(app, protocols)
     return app

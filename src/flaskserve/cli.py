@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
@@ -13,6 +14,13 @@ import orjson
 from flaskserve import __version__
 from flaskserve.errors import FlaskserveError
 from flaskserve.security.commands import keys_command, self_signed_directory, serve_security_options
+
+if TYPE_CHECKING:
+    from flaskserve.security.tls import ServerTLS
+    from flaskserve.settings import Settings
+
+T = TypeVar("T")
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 log = logging.getLogger("flaskserve.cli")
 
@@ -24,7 +32,7 @@ _config_option = click.option(
 )
 
 
-def _model_options(command: Any) -> Any:
+def _model_options(command: Command) -> Command:
     options = [
         click.option("--name", "model_name", help="Model name for a single file (default: the file's stem)."),
         click.option(
@@ -53,7 +61,7 @@ def _model_options(command: Any) -> Any:
     return command
 
 
-def _settings(config_file: Path | None, **flags: Any) -> Any:
+def _settings(config_file: Path | None, **flags: Any) -> Settings:
     from flaskserve.settings import load_settings
 
     if not flags.get("skops_trusted_types"):
@@ -122,11 +130,13 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
     # prometheus_client chooses per-process files (summed over workers) when it is
     # first imported, so the directory must exist before the app's modules load. The run
     # directory carries model loads and unloads from the worker that made them to the others.
-    with metrics_directory(), run_directory():
+    with metrics_directory() as metrics_dir, run_directory() as run_dir:
         from flaskserve.app import create_app
+        from flaskserve.observability.metrics import Metrics
 
+        metrics = Metrics(multiprocess_dir=str(metrics_dir))
         # The app first: it refuses an exposed server without keys before any certificate is made.
-        app = _fail_cleanly(lambda: create_app(settings))
+        app = _fail_cleanly(lambda: create_app(settings, metrics=metrics, run_dir=run_dir))
         tls = _server_tls(settings)
         if settings.server == "granian":
             from flaskserve.serving import granian
@@ -204,7 +214,7 @@ def demo(directory: Path) -> None:
     click.echo(f"trained the demo model into {root}")
 
 
-def _server_tls(settings: Any) -> Any:
+def _server_tls(settings: Settings) -> ServerTLS | None:
     """The TLS in force (None for plain HTTP); prints where a self-signed certificate is."""
     from flaskserve.security.ratelimit import counts_per_worker
     from flaskserve.security.tls import server_tls
@@ -237,12 +247,13 @@ def _server_tls(settings: Any) -> Any:
     return tls
 
 
-def _fail_cleanly(action: Any) -> Any:
+def _fail_cleanly(action: Callable[[], T]) -> T:
+    """``action()``, or its error's message on stderr and the error's exit code."""
     try:
         return action()
     except FlaskserveError as error:
         click.echo(f"flaskserve: {error.message}", err=True)
-        sys.exit(2)
+        sys.exit(error.exit_code)
 
 
 main.add_command(keys_command)

@@ -2,8 +2,9 @@
 
 Each class carries the HTTP ``status`` and a stable machine-readable ``code``; the
 web edge renders any :class:`FlaskserveError` as ``{"error": message, "code": code}``
-in exactly one place (``flaskserve.api.errors``). The core raises these and never
-imports Flask.
+in exactly one place (``flaskserve.web.errors``). A command that stops on one
+exits with its ``exit_code`` (2 unless the class says otherwise, as Click's usage
+errors do). The core raises these and never imports Flask.
 
 ::
 
@@ -29,8 +30,10 @@ imports Flask.
     ├── PredictionFailed (500 prediction_failed)
     ├── ServiceUnavailable (503 unavailable)
     │   └── ModelNotReady (503 model_not_ready)
-    └── ModelLoadError (500 model_load_failed)
-        └── UntrustedModel (500 untrusted_model)
+    ├── ModelLoadError (500 model_load_failed)
+    │   └── UntrustedModel (500 untrusted_model)
+    └── ConfigError (500 invalid_config): the operator's configuration, at start-up
+        └── KeyStoreError (500 invalid_key_store, exit 1): a bad key name, scope or key file
 
 Messages name the bad value and the fix, and never contain a file path or a
 traceback: they are shown to whoever sent the request.
@@ -47,6 +50,8 @@ class FlaskserveError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "internal server error"
+    #: The exit status of a command that stops on this error.
+    exit_code: ClassVar[int] = 2
 
     def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None) -> None:
         self.message = message or self.default_message
@@ -181,6 +186,21 @@ class UntrustedModel(ModelLoadError):
     """The file's format can run code when loaded, and the operator has not trusted it."""
 
     code = "untrusted_model"
+
+
+class ConfigError(FlaskserveError):
+    """The configuration is invalid; raised at start-up or by a command, never per request."""
+
+    code = "invalid_config"
+    default_message = "the configuration is not valid"
+
+
+class KeyStoreError(ConfigError):
+    """An operator mistake with keys: a bad name or scope, a duplicate, an unreadable key file."""
+
+    code = "invalid_key_store"
+    default_message = "the API key file is not valid"
+    exit_code = 1
 
 
 def clip(text: str, limit: int = 40) -> str:

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flaskserve.inference.service import InferenceService
+from flaskserve.lifecycle.reloader import Reloader
 from flaskserve.models.loaders import LoaderTable
 from flaskserve.models.registry import ModelRegistry
+from flaskserve.observability.metrics import Metrics
+from flaskserve.protocols.table import ProtocolTable
 from flaskserve.settings import Settings
 
 EXTENSION_KEY = "flaskserve"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runtime:
     settings: Settings
     registry: ModelRegistry
     service: InferenceService
     loaders: LoaderTable
-    #: Parts that later layers attach (metrics, auth, ...), by name.
-    parts: dict[str, Any] = field(default_factory=dict)
+    protocols: ProtocolTable
+    metrics: Metrics
+    #: Loads and unloads models while serving (the repository API), in step with sibling workers.
+    reloader: Reloader
 
 
 def get_runtime(app: Any) -> Runtime:

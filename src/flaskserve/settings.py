@@ -22,7 +22,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from flaskserve.errors import FlaskserveError
+from flaskserve.credentials import SecretUrl
+from flaskserve.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,12 +31,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 _file_values: ContextVar[dict[str, Any] | None] = ContextVar("flaskserve_file_values", default=None)
-
-
-class ConfigError(FlaskserveError):
-    """The configuration is invalid; raised at startup, never per request."""
-
-    code = "invalid_config"
 
 
 def _check_rate_limit(text: str) -> str:
@@ -166,7 +161,7 @@ class Settings(BaseSettings):
     """Requests each client (API key, or address when anonymous) may make per model and route class,
     e.g. ``100/minute`` or ``10/second;500/hour``; none means no limit. Probes and metrics are never
     limited."""
-    rate_limit_storage: str = "memory://"
+    rate_limit_storage: SecretUrl = "memory://"
     """Where rate-limit counters live: ``memory://`` (each worker counts alone) or ``redis://HOST:PORT/DB``
     (shared by every worker and replica)."""
     rate_limit_fallback: Literal["memory", "refuse"] = "memory"
@@ -199,7 +194,10 @@ class Settings(BaseSettings):
         return self.models.get(name) or ModelSettings()
 
     def describe(self) -> dict[str, Any]:
-        """The settings in force, as the startup log and ``flaskserve check`` print them."""
+        """The settings in force, as the startup log and ``flaskserve check`` print them.
+
+        Credentials are redacted (:mod:`flaskserve.credentials`): this is meant to be shown.
+        """
         return self.model_dump(mode="json")
 
 

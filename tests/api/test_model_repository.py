@@ -17,7 +17,6 @@ from flaskserve.app import create_app
 from flaskserve.models.trust import file_sha256
 from flaskserve.security import audit
 from flaskserve.security.keys import KeyStore
-from flaskserve.serving import rundir
 from flaskserve.settings import Settings, load_settings
 
 IRIS_ROW = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
@@ -40,10 +39,10 @@ def repo(repository: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_app(repo: Path) -> Callable[..., Flask]:
-    def build(**overrides: Any) -> Flask:
+    def build(run_dir: Path | None = None, **overrides: Any) -> Flask:
         values: dict[str, Any] = {"model_path": repo, "allow_pickle": True, "default_model": "linear"}
         values.update(overrides)
-        return create_app(load_settings(None, **values))
+        return create_app(load_settings(None, **values), run_dir=run_dir)
 
     return build
 
@@ -253,17 +252,20 @@ def test_loads_are_counted_in_the_metrics(client: FlaskClient) -> None:
 
 
 @pytest.fixture
-def shared_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def shared_run_dir(tmp_path: Path) -> Path:
+    """The run directory two apps share, as two workers of one server do."""
     path = tmp_path / "run"
     path.mkdir()
-    monkeypatch.setenv(rundir.ENV_VAR, str(path))
     return path
 
 
 def test_an_action_in_one_worker_reaches_the_others(
     shared_run_dir: Path, make_app: Callable[..., Flask], repo: Path, iris_classifier: Any
 ) -> None:
-    first, second = make_app().test_client(), make_app().test_client()
+    first, second = (
+        make_app(run_dir=shared_run_dir).test_client(),
+        make_app(run_dir=shared_run_dir).test_client(),
+    )
 
     assert first.post(unload_url("iris")).status_code == 200
     assert infer_iris(second).status_code == 404
@@ -274,14 +276,17 @@ def test_an_action_in_one_worker_reaches_the_others(
     assert infer_iris(first).headers["X-Model-Version"] == "3"
 
     # A worker started later (gunicorn replacing one that died) replays the journal from the start.
-    late = make_app().test_client()
+    late = make_app(run_dir=shared_run_dir).test_client()
     assert infer_iris(late).headers["X-Model-Version"] == "3"
 
 
 def test_a_worker_repeats_exactly_the_versions_the_acting_worker_loaded(
     shared_run_dir: Path, make_app: Callable[..., Flask], repo: Path, iris_classifier: Any
 ) -> None:
-    first, second = make_app().test_client(), make_app().test_client()
+    first, second = (
+        make_app(run_dir=shared_run_dir).test_client(),
+        make_app(run_dir=shared_run_dir).test_client(),
+    )
     assert first.post(load_url("iris")).status_code == 200
 
     add_version(repo, "iris", "3", iris_classifier)
@@ -290,7 +295,10 @@ def test_a_worker_repeats_exactly_the_versions_the_acting_worker_loaded(
 
 
 def test_a_torn_journal_line_is_skipped(shared_run_dir: Path, make_app: Callable[..., Flask]) -> None:
-    first, second = make_app().test_client(), make_app().test_client()
+    first, second = (
+        make_app(run_dir=shared_run_dir).test_client(),
+        make_app(run_dir=shared_run_dir).test_client(),
+    )
     with (shared_run_dir / "repository.journal").open("ab") as journal:
         journal.write(b'{"seq": 1, "act')
 
@@ -309,7 +317,7 @@ def test_without_a_run_directory_no_hook_runs_per_request(make_app: Callable[...
 def test_with_a_run_directory_the_hook_is_registered(
     shared_run_dir: Path, make_app: Callable[..., Flask]
 ) -> None:
-    app = make_app()
+    app = make_app(run_dir=shared_run_dir)
 
     hooks = [getattr(hook, "__qualname__", "") for hook in app.before_request_funcs.get(None, [])]
     assert "Reloader.before_request" in hooks

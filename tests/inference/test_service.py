@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -42,9 +43,7 @@ def observer() -> RecordingObserver:
 
 @pytest.fixture
 def cached_app(make_settings: Callable[..., Settings], observer: RecordingObserver) -> Flask:
-    app = create_app(make_settings(cache_size=16))
-    get_runtime(app).service.observer = observer
-    return app
+    return create_app(make_settings(cache_size=16), observer=observer)
 
 
 @pytest.fixture
@@ -134,8 +133,9 @@ def test_failures_are_never_cached(cached_client: FlaskClient, observer: Recordi
 def test_a_model_can_turn_the_cache_off(
     make_settings: Callable[..., Settings], observer: RecordingObserver
 ) -> None:
-    app = create_app(make_settings(cache_size=16, models={"linear": ModelSettings(cache_size=0)}))
-    get_runtime(app).service.observer = observer
+    app = create_app(
+        make_settings(cache_size=16, models={"linear": ModelSettings(cache_size=0)}), observer=observer
+    )
     client = app.test_client()
 
     answers = [client.post("/predict", json={"x": 1, "y": 2}) for _ in range(2)]
@@ -188,6 +188,27 @@ def test_a_poisoned_request_fails_alone_with_a_clear_error(
     assert "error id" in poisoned.message
     for i, values in enumerate(innocent):
         np.testing.assert_array_equal(values, [i + 1.0])
+
+
+def test_the_service_answers_through_the_kernel_the_model_carries(
+    make_settings: Callable[..., Settings], observer: RecordingObserver
+) -> None:
+    model = get_runtime(create_app(make_settings())).registry.resolve("linear")
+    asked: list[str] = []
+
+    def kernels(served: Any, method: str) -> Callable[[np.ndarray], np.ndarray]:
+        asked.append(method)
+        return lambda matrix: np.full(matrix.shape[0], 7.0)
+
+    carrying = dataclasses.replace(model, kernels=kernels)
+    service = make_service(observer)
+    rows = np.array([[1.0, 2.0], [3.0, 4.0]])
+
+    answers = [service.predict(carrying, "predict", rows).values for _ in range(2)]
+
+    assert [values.tolist() for values in answers] == [[7.0, 7.0], [7.0, 7.0]]
+    assert asked == ["predict"]
+    assert [called for _, _, _, called in observer.calls] == [2, 2]
 
 
 def test_server_settings_apply_unless_the_model_overrides_them(observer: RecordingObserver) -> None:

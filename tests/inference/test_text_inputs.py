@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flaskserve.inference.cache import KeyMaker
-from flaskserve.inference.kernel import find_kernel
+from flaskserve.models.loaders.sklearn_kernels import find_kernel
 from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import infer_signature
 

@@ -11,31 +11,48 @@ import pytest
 from flask import Flask, g, request
 from flask.testing import FlaskClient
 
-from flaskserve.api.errors import register_error_handlers
+from flaskserve.access import (
+    ADMIN,
+    METRICS,
+    OPEN,
+    PREDICT_DEFAULT,
+    PREDICT_FROM_HEADER,
+    PREDICT_FROM_PATH,
+    READ,
+)
+from flaskserve.app import FlaskserveApp
 from flaskserve.security.auth import ApiKeyAuth
 from flaskserve.security.keys import KeyStore
+from flaskserve.web.errors import register_error_handlers
 
 IRIS = "/models/iris/predict"
 BODY = {"rows": [[1, 2, 3, 4]]}
 
 
 def make_app(store: KeyStore, default_model: Callable[[], str | None] | None = None) -> Flask:
-    app = Flask("auth-test")
+    app = FlaskserveApp("auth-test")
     register_error_handlers(app)
     ApiKeyAuth().init_app(app, store, default_model=default_model)
 
     def predicted(name: str | None = None) -> dict[str, object]:
         return {"model": name, "body": request.get_json(), "key": g.get("api_key_name")}
 
-    app.add_url_rule("/livez", "livez", lambda: {"status": "live"})
-    app.add_url_rule("/models", "models", lambda: {"models": ["iris", "wine"]})
-    app.add_url_rule("/metrics", "metrics", lambda: "requests_total 1\n")
-    app.add_url_rule("/predict", "predict", predicted, methods=["POST"])
-    app.add_url_rule("/models/<name>/predict", "model_predict", predicted, methods=["POST"])
-    app.add_url_rule("/invocations", "invocations", predicted, methods=["POST"])
+    app.add_url_rule("/livez", "livez", lambda: {"status": "live"}, access=OPEN)
+    app.add_url_rule("/models", "models", lambda: {"models": ["iris", "wine"]}, access=READ)
+    app.add_url_rule("/metrics", "metrics", lambda: "requests_total 1\n", access=METRICS)
+    app.add_url_rule("/predict", "predict", predicted, methods=["POST"], access=PREDICT_DEFAULT)
     app.add_url_rule(
-        "/v2/repository/models/<name>/load", "load", lambda name: {"loaded": name}, methods=["POST"]
+        "/models/<name>/predict", "model_predict", predicted, methods=["POST"], access=PREDICT_FROM_PATH
     )
+    app.add_url_rule("/invocations", "invocations", predicted, methods=["POST"], access=PREDICT_FROM_HEADER)
+    app.add_url_rule(
+        "/v2/repository/models/<name>/load",
+        "load",
+        lambda name: {"loaded": name},
+        methods=["POST"],
+        access=ADMIN,
+    )
+    # Declares no access: admin only.
     app.add_url_rule("/debug/state", "debug_state", lambda: {"state": "internal"})
     return app
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from flaskserve.errors import ConfigError
 from flaskserve.security.exposure import check_exposure, is_loopback
-from flaskserve.settings import ConfigError
 
 
 @pytest.mark.parametrize(

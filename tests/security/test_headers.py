@@ -6,20 +6,34 @@ import pytest
 from flask import Flask, Response
 from flask.testing import FlaskClient
 
-from flaskserve.api.errors import register_error_handlers
+from flaskserve.access import PREDICT_FROM_PATH, READ
+from flaskserve.app import FlaskserveApp
 from flaskserve.security.headers import DEFAULT_CONTENT_SECURITY_POLICY, SecurityHeaders
+from flaskserve.web.errors import register_error_handlers
 
 PAGE = "<!doctype html><title>flaskserve</title>"
 
 
 def make_app(*, tls: bool = False) -> Flask:
-    app = Flask("headers-test")
+    app = FlaskserveApp("headers-test")
     register_error_handlers(app)
     SecurityHeaders().init_app(app, tls=tls)
-    app.add_url_rule("/models", "models", lambda: {"models": ["iris"]})
-    app.add_url_rule("/models/<name>/predict", "predict", lambda name: {"predictions": [0]}, methods=["POST"])
-    app.add_url_rule("/v2/models/<name>/infer", "infer", lambda name: {"outputs": []}, methods=["POST"])
-    app.add_url_rule("/ui", "ui", lambda: Response(PAGE, mimetype="text/html"))
+    app.add_url_rule("/models", "models", lambda: {"models": ["iris"]}, access=READ)
+    app.add_url_rule(
+        "/models/<name>/predict",
+        "predict",
+        lambda name: {"predictions": [0]},
+        methods=["POST"],
+        access=PREDICT_FROM_PATH,
+    )
+    app.add_url_rule(
+        "/v2/models/<name>/infer",
+        "infer",
+        lambda name: {"outputs": []},
+        methods=["POST"],
+        access=PREDICT_FROM_PATH,
+    )
+    app.add_url_rule("/ui", "ui", lambda: Response(PAGE, mimetype="text/html"), access=READ)
     app.add_url_rule(
         "/docs",
         "docs",

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from flaskserve.security.keys import ApiKey, KeyStore, KeyStoreError
+from flaskserve.errors import KeyStoreError
+from flaskserve.security.keys import ApiKey, KeyStore
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from flaskserve.app import create_app
+from flaskserve.errors import ConfigError
 from flaskserve.security.keys import KeyStore
 from flaskserve.security.ratelimit import counts_per_worker
-from flaskserve.settings import ConfigError, Settings
+from flaskserve.settings import Settings
 
 LINEAR = ("/models/linear/predict", {"x": 1, "y": 2})
 DIABETES = ("/models/diabetes/predict", {"instances": [[0.0] * 10]})

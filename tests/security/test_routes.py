@@ -1,8 +1,9 @@
-"""Every route of the fully built app, against the scope table: known, and guarded as the table says.
+"""Every route of the fully built app, against its declared access: declared, and guarded as declared.
 
 The routes come from the app's own ``url_map``, so a route added anywhere is checked
-here without editing this file: first that the table has a row for it, then that it
-answers 401, 403 or neither with each kind of key.
+here without editing this file: first that it declares its access, then that it
+answers 401, 403 or neither with each kind of key, and that the security guide
+tells the same scope.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import pytest
 from flask import Flask
 from werkzeug.routing import Rule
 
+from flaskserve.access import Scope, required_scope
 from flaskserve.app import create_app
 from flaskserve.security.keys import SCOPES, KeyStore
-from flaskserve.security.scopes import ROUTE_SCOPES, Scope, is_known_rule, required_scope
 from flaskserve.settings import Settings
+from flaskserve.web.routing import declared_access
 
 MODEL = "linear"
 #: Values for URL variables: a served model, its version, and a file name for static routes.
@@ -57,8 +59,14 @@ def url_for(rule: Rule) -> str:
     return _VARIABLE.sub(lambda match: URL_VALUES.get(match.group(1), "x"), rule.rule)
 
 
+def canonical(rule: str) -> str:
+    """The rule without converters, as the security guide writes it: ``<path:f>`` is ``<f>``."""
+    return _VARIABLE.sub(lambda match: f"<{match.group(1)}>", rule)
+
+
 def needed(rule: Rule, method: str) -> Scope:
-    scope = required_scope(rule.rule, method, {k: URL_VALUES.get(k, "x") for k in rule.arguments})
+    values = {k: URL_VALUES.get(k, "x") for k in rule.arguments}
+    scope = required_scope(declared_access(rule), method, values, {})
     return Scope("predict", MODEL) if scope == Scope("predict") else scope
 
 
@@ -77,12 +85,12 @@ def scopes_without(scope: Scope) -> list[str]:
     return others
 
 
-def test_every_route_has_a_row_in_the_scope_table(keyed_settings: Settings) -> None:
+def test_every_route_declares_its_access(keyed_settings: Settings) -> None:
     app, _ = build_app(keyed_settings)
 
-    unknown = sorted({rule.rule for rule in app.url_map.iter_rules() if not is_known_rule(rule.rule)})
+    undeclared = sorted({rule.rule for rule in app.url_map.iter_rules() if declared_access(rule) is None})
 
-    assert unknown == [], f"add these routes to ROUTE_SCOPES in flaskserve/security/scopes.py: {unknown}"
+    assert undeclared == [], f"declare access= on these routes: {undeclared}"
 
 
 def _send(app: Flask, rule: Rule, method: str, headers: dict[str, str]) -> int:
@@ -100,7 +108,7 @@ def _send(app: Flask, rule: Rule, method: str, headers: dict[str, str]) -> int:
         pytest.param("with scope", id="key with the scope: neither 401 nor 403"),
     ],
 )
-def test_every_route_answers_each_kind_of_key_as_the_table_says(keyed_settings: Settings, case: str) -> None:
+def test_every_route_answers_each_kind_of_key_as_it_declares(keyed_settings: Settings, case: str) -> None:
     app, keys = build_app(keyed_settings)
     wrong: dict[str, tuple[str, int]] = {}
     for rule, method in routes(app):
@@ -126,9 +134,22 @@ def test_every_route_answers_each_kind_of_key_as_the_table_says(keyed_settings: 
     assert wrong == {}
 
 
-def test_the_security_guide_lists_every_row_of_the_scope_table() -> None:
+#: How the guide's scope column begins for each scope name.
+GUIDE_SCOPE = {"open": ("none (open)", "open:"), "read": ("`read`",), "metrics": ("`metrics`",)}
+GUIDE_SCOPE |= {"admin": ("`admin`",), "predict": ("`predict`",)}
+_GUIDE_ROW = re.compile(r"^\| `(/[^`]*)` \| (.+?) \|$", re.MULTILINE)
+
+
+def test_the_security_guide_tells_the_declared_scope_of_every_route(keyed_settings: Settings) -> None:
+    app, _ = build_app(keyed_settings)
     guide = (Path(__file__).parents[2] / "docs" / "security.md").read_text(encoding="utf-8")
+    written = dict(_GUIDE_ROW.findall(guide))
 
-    missing = [rule for rule in ROUTE_SCOPES if f"| `{rule}` |" not in guide]
+    wrong = {}
+    for rule, method in routes(app):
+        scope = needed(rule, method).name
+        row = written.get(canonical(rule.rule))
+        if row is None or not row.startswith(GUIDE_SCOPE[scope]):
+            wrong[canonical(rule.rule)] = (scope, row)
 
-    assert missing == [], f"add these rows to the scope table in docs/security.md: {missing}"
+    assert wrong == {}, f"fix these rows of the scope table in docs/security.md: {wrong}"

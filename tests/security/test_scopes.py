@@ -1,15 +1,27 @@
-"""The route table: which scope each route needs."""
+"""Which scope each route of the built app needs, as its declaration says."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from flask import Flask
+from werkzeug.routing import Rule
 
-from flaskserve.security.scopes import Scope, is_known_rule, required_scope
+from flaskserve.access import PREDICT_FROM_PATH, READ, Access, ModelFrom, Scope, required_scope
+from flaskserve.app import FlaskserveApp
+from flaskserve.web.routing import declared_access
 
 IRIS = {"name": "iris"}
 IRIS_V2 = {"name": "iris", "version": "2"}
+
+
+def declared(app: Flask, rule: str) -> Rule:
+    """The app's rule written as ``rule`` (converters ignored)."""
+    plain = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
+    [found] = [r for r in app.url_map.iter_rules() if plain.sub(r"<\1>", r.rule) == plain.sub(r"<\1>", rule)]
+    return found
 
 
 @pytest.mark.parametrize(
@@ -85,59 +97,46 @@ IRIS_V2 = {"name": "iris", "version": "2"}
             Scope("open"),
             id="docs page assets",
         ),
-        pytest.param("/docs/<path:filename>", "GET", {"filename": "x.js"}, Scope("read"), id="docs assets"),
-        pytest.param("/ui", "GET", {}, Scope("read"), id="ui"),
-        pytest.param("/ui/", "GET", {}, Scope("read"), id="ui with slash"),
-        pytest.param("/ui/<path:page>", "GET", {"page": "a"}, Scope("read"), id="ui pages"),
-        pytest.param("/static/<path:filename>", "GET", {"filename": "a.css"}, Scope("read"), id="static"),
     ],
 )
-def test_each_route_needs_its_scope(rule: str, method: str, view_args: dict[str, Any], scope: Scope) -> None:
-    assert required_scope(rule, method, view_args) == scope
+def test_each_route_needs_its_scope(
+    app: Flask, rule: str, method: str, view_args: dict[str, Any], scope: Scope
+) -> None:
+    assert required_scope(declared_access(declared(app, rule)), method, view_args, {}) == scope
 
 
-def test_invocations_predicts_on_the_model_the_request_names() -> None:
-    assert required_scope("/invocations", "POST", {}, requested_model="wine") == Scope("predict", "wine")
+def test_invocations_predicts_on_the_model_the_request_names(app: Flask) -> None:
+    access = declared_access(declared(app, "/invocations"))
+
+    assert required_scope(access, "POST", {}, {"X-Model-Name": "wine"}) == Scope("predict", "wine")
 
 
-def test_converters_do_not_change_the_scope() -> None:
-    assert required_scope("/models/<string:name>/versions/<int:version>/predict", "POST", IRIS_V2) == Scope(
-        "predict", "iris"
-    )
+def test_a_route_declared_without_access_needs_admin_even_for_a_preflight() -> None:
+    app = FlaskserveApp("undeclared")
+    app.add_url_rule("/admin/reset", "reset", lambda: "")
+    rule = declared(app, "/admin/reset")
+
+    assert required_scope(declared_access(rule), "GET", {}, {}) == Scope("admin")
+    assert required_scope(declared_access(rule), "OPTIONS", {}, {}) == Scope("admin")
 
 
-@pytest.mark.parametrize(
-    "rule",
-    [
-        pytest.param("/admin/reset", id="unknown route"),
-        pytest.param("/models/<name>/delete", id="unknown route under a known one"),
-        pytest.param("/uiadmin", id="prefix of a read route without a slash"),
-        pytest.param("/metrics/<path:rest>", id="below a route that is not a prefix"),
-    ],
-)
-def test_unknown_routes_need_admin(rule: str) -> None:
-    assert required_scope(rule, "GET", {}) == Scope("admin")
-    assert not is_known_rule(rule)
-
-
-def test_preflight_requests_to_known_routes_are_open() -> None:
-    assert required_scope("/models/<name>/predict", "OPTIONS", IRIS) == Scope("open")
-
-
-def test_preflight_requests_to_unknown_routes_still_need_admin() -> None:
-    assert required_scope("/admin/reset", "OPTIONS", {}) == Scope("admin")
+def test_preflight_requests_to_declared_routes_are_open() -> None:
+    assert required_scope(PREDICT_FROM_PATH, "OPTIONS", IRIS, {}) == Scope("open")
 
 
 def test_the_method_does_not_open_a_protected_route() -> None:
-    assert required_scope("/metrics", "HEAD", {}) == Scope("metrics")
+    assert required_scope(READ, "HEAD", {}, {}) == Scope("read")
 
 
 @pytest.mark.parametrize(
-    "rule",
+    ("scope", "model_from"),
     [
-        pytest.param("/v1/models/<name>:predict", id="table row"),
-        pytest.param("/docs/<path:filename>", id="read prefix"),
+        pytest.param("predict", None, id="predict without a model source"),
+        pytest.param("read", ModelFrom.PATH, id="a model source on a read route"),
     ],
 )
-def test_known_rules_are_recognised(rule: str) -> None:
-    assert is_known_rule(rule)
+def test_only_predict_routes_say_where_their_model_comes_from(
+    scope: str, model_from: ModelFrom | None
+) -> None:
+    with pytest.raises(ValueError, match="predict route"):
+        Access(scope, model_from)

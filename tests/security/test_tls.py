@@ -17,13 +17,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gunicorn.config import Config
 from gunicorn.sock import ssl_context as gunicorn_ssl_context
 
+from flaskserve.errors import ConfigError
 from flaskserve.security.tls import (
     SelfSignedCertificate,
     create_self_signed,
     gunicorn_tls_options,
     server_tls,
 )
-from flaskserve.settings import ConfigError
 
 GREETING = b"hello over tls"
 

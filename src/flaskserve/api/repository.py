@@ -1,6 +1,6 @@
 """Routes of the model repository extension: list, load and unload models while serving.
 
-The work is done by :class:`~flaskserve.models.reloading.Reloader`; these views
+The work is done by :class:`~flaskserve.lifecycle.reloader.Reloader`; these views
 parse, call it, write the audit record and render. A load that fails answers
 400 with the loader's own code (``untrusted_model``, ``model_load_failed``): at
 start-up a bad file is the operator's error and stops the server, but asked for
@@ -16,23 +16,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app
 
-from flaskserve.api.errors import error_response
-from flaskserve.api.requests import is_json_mimetype, json_response, read_body
-from flaskserve.errors import ModelLoadError, UnsupportedMediaType, UntrustedModel
-from flaskserve.models.reloading import Reloader
+from flaskserve.access import ADMIN, READ
+from flaskserve.errors import ModelLoadError, UntrustedModel
+from flaskserve.lifecycle.reloader import Reloader
 from flaskserve.observability.context import note
 from flaskserve.protocols.openapi import Operation
-from flaskserve.protocols.payload import decode_json
 from flaskserve.protocols.v2 import repository as wire
 from flaskserve.runtime import get_runtime
 from flaskserve.security import audit
+from flaskserve.web.bodies import json_response, read_optional_json
+from flaskserve.web.errors import error_response
 
-__all__ = ["OPERATIONS", "REPOSITORY_PART", "blueprint", "init_app"]
-
-#: Where the app's :class:`Reloader` is kept in ``Runtime.parts``.
-REPOSITORY_PART = "repository"
+__all__ = ["blueprint", "init_app"]
 
 blueprint = Blueprint("repository", __name__)
 
@@ -43,30 +40,36 @@ def init_app(app: Flask, reloader: Reloader) -> None:
     The hook is registered only with a journal, so an app without one (tests,
     ``flask run``, a single process) pays nothing per request.
     """
-    get_runtime(app).parts[REPOSITORY_PART] = reloader
     if reloader.journal is not None:
         app.before_request(reloader.before_request)
     app.register_blueprint(blueprint)
 
 
 def _reloader() -> Reloader:
-    reloader: Reloader = get_runtime(current_app).parts[REPOSITORY_PART]
-    return reloader
+    return get_runtime(current_app).reloader
 
 
 def _optional_json() -> Any:
     """The parsed body, or ``None`` when there is none: both requests are optional."""
-    body = read_body()
-    if not body.strip():
-        return None
-    if request.mimetype and not is_json_mimetype(request.mimetype):
-        raise UnsupportedMediaType(
-            f"expected 'Content-Type: application/json'; got '{request.mimetype[:60]}'"
-        )
-    return decode_json(body, max_depth=get_runtime(current_app).settings.limits.max_json_depth)
+    return read_optional_json(get_runtime(current_app).settings.limits.max_json_depth)
 
 
-@blueprint.post("/v2/repository/index")
+_EMPTY = {"application/json": {"type": "object", "maxProperties": 0}}
+_BY_NAME = (400, 404, 415)
+
+
+@blueprint.post(
+    "/v2/repository/index",
+    access=READ,
+    operation=Operation(
+        "Model repository: every model version, served or only on disk, with its state",
+        "v2",
+        request={"application/json": wire.RepositoryIndexRequest},
+        response={"application/json": wire.RepositoryIndex},
+        errors=(400, 415),
+        description='The body is optional; {"ready": true} lists only the versions that are ready.',
+    ),
+)
 def index() -> Response:
     wanted = wire.decode_index_request(_optional_json())
     rows = _reloader().index(ready_only=wanted.ready)
@@ -76,7 +79,22 @@ def index() -> Response:
     return json_response(document)
 
 
-@blueprint.post("/v2/repository/models/<name>/load")
+@blueprint.post(
+    "/v2/repository/models/<name>/load",
+    access=ADMIN,
+    operation=Operation(
+        "Model repository: load or reload every version of a model",
+        "v2",
+        request={"application/json": wire.LoadRequest},
+        response=_EMPTY,
+        errors=_BY_NAME,
+        description=(
+            "Rescans the model's folder and loads every version with the server's trust policy and "
+            "settings, then serves them all at once. On failure (400) the versions served before "
+            "keep serving. Needs the admin scope."
+        ),
+    ),
+)
 def load(name: str) -> Response:
     """Load, or reload, every version of a model from the repository."""
     wire.decode_load_request(_optional_json())
@@ -92,7 +110,18 @@ def load(name: str) -> Response:
     return json_response({})
 
 
-@blueprint.post("/v2/repository/models/<name>/unload")
+@blueprint.post(
+    "/v2/repository/models/<name>/unload",
+    access=ADMIN,
+    operation=Operation(
+        "Model repository: stop serving every version of a model",
+        "v2",
+        request={"application/json": wire.LoadRequest},
+        response=_EMPTY,
+        errors=_BY_NAME,
+        description="A model that is not loaded answers 404. Needs the admin scope.",
+    ),
+)
 def unload(name: str) -> Response:
     """Stop serving every version of a model."""
     wire.decode_load_request(_optional_json())
@@ -101,38 +130,3 @@ def unload(name: str) -> Response:
         sha256 = entry.model.sha256 if entry.model is not None else None
         audit.record("unload", model=name, version=entry.version, sha256=sha256)
     return json_response({})
-
-
-_EMPTY = {"application/json": {"type": "object", "maxProperties": 0}}
-_BY_NAME = (400, 404, 415)
-
-OPERATIONS: dict[str, Operation] = {
-    "repository.index": Operation(
-        "Model repository: every model version, served or only on disk, with its state",
-        "v2",
-        request={"application/json": wire.RepositoryIndexRequest},
-        response={"application/json": wire.RepositoryIndex},
-        errors=(400, 415),
-        description='The body is optional; {"ready": true} lists only the versions that are ready.',
-    ),
-    "repository.load": Operation(
-        "Model repository: load or reload every version of a model",
-        "v2",
-        request={"application/json": wire.LoadRequest},
-        response=_EMPTY,
-        errors=_BY_NAME,
-        description=(
-            "Rescans the model's folder and loads every version with the server's trust policy and "
-            "settings, then serves them all at once. On failure (400) the versions served before "
-            "keep serving. Needs the admin scope."
-        ),
-    ),
-    "repository.unload": Operation(
-        "Model repository: stop serving every version of a model",
-        "v2",
-        request={"application/json": wire.LoadRequest},
-        response=_EMPTY,
-        errors=_BY_NAME,
-        description="A model that is not loaded answers 404. Needs the admin scope.",
-    ),
-}

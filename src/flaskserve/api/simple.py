@@ -1,21 +1,27 @@
-"""Routes of the simple JSON protocol and the model listings."""
+"""The server's own catalogue: what it offers, the models and their versions.
+
+Predictions with the simple protocol (``POST /predict``…) are declared by
+:mod:`flaskserve.protocols.simple` and answered by the prediction edge.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 
 import flaskserve
-from flaskserve.api.requests import json_response, read_json
-from flaskserve.observability.context import note
-from flaskserve.protocols import simple
+from flaskserve.access import READ
+from flaskserve.protocols.openapi import Operation
 from flaskserve.runtime import Runtime, get_runtime
+from flaskserve.web.bodies import json_response
 
 blueprint = Blueprint("simple", __name__)
 
+_ANY_JSON = {"application/json": {"type": "object"}}
 
-@blueprint.get("/")
+
+@blueprint.get("/", access=READ, operation=Operation("What this server offers", "simple", response=_ANY_JSON))
 def index() -> Response:
     runtime = get_runtime(current_app)
     return json_response(
@@ -37,56 +43,35 @@ def index() -> Response:
     )
 
 
-@blueprint.get("/models")
+@blueprint.get(
+    "/models",
+    access=READ,
+    operation=Operation("Served models, their versions and signatures", "simple", response=_ANY_JSON),
+)
 def list_models() -> Response:
     runtime = get_runtime(current_app)
     return json_response({"models": [_describe(runtime, name) for name in runtime.registry.names()]})
 
 
-@blueprint.get("/models/<name>")
+@blueprint.get(
+    "/models/<name>",
+    access=READ,
+    operation=Operation("One model and its versions", "simple", response=_ANY_JSON, errors=(404,)),
+)
 def show_model(name: str) -> Response:
     runtime = get_runtime(current_app)
     runtime.registry.entry(name)
     return json_response(_describe(runtime, name))
 
 
-@blueprint.get("/models/<name>/versions/<version>")
+@blueprint.get(
+    "/models/<name>/versions/<version>",
+    access=READ,
+    operation=Operation("One model version", "simple", response=_ANY_JSON, errors=(404, 503)),
+)
 def show_version(name: str, version: str) -> Response:
     model = get_runtime(current_app).registry.resolve(name, version)
     return json_response(_describe_version(model.name, model.version, model), model=model)
-
-
-@blueprint.post("/predict")
-def predict_default() -> Response:
-    return _predict(None, None)
-
-
-@blueprint.post("/models/<name>/predict")
-def predict_latest(name: str) -> Response:
-    return _predict(name, None)
-
-
-@blueprint.post("/models/<name>/versions/<version>/predict")
-def predict_version(name: str, version: str) -> Response:
-    return _predict(name, version)
-
-
-def _predict(name: str | None, version: str | None) -> Response:
-    runtime = get_runtime(current_app)
-    model = runtime.registry.resolve(name, version)
-    note(model=model.name, version=model.version, protocol="simple")
-    payload = read_json(runtime.settings.limits.max_json_depth)
-    decoded = simple.decode_request(
-        payload,
-        model.signature,
-        default_method=model.default_method,
-        query_method=request.args.get("method"),
-    )
-    note(method=decoded.method, rows=int(decoded.matrix.shape[0]))
-    prediction = runtime.service.predict(model, decoded.method, decoded.matrix)
-    note(cache_hit=prediction.cache_hit, batch_rows=prediction.batch_rows)
-    response = json_response(simple.encode_response(prediction.values, decoded, model.signature), model=model)
-    return response
 
 
 def _describe(runtime: Runtime, name: str) -> dict[str, Any]:

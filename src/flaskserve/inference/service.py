@@ -31,11 +31,8 @@ from flaskserve.errors import FlaskserveError, LimitExceeded, PredictionFailed
 from flaskserve.inference.batcher import Batcher, Occupancy
 from flaskserve.inference.cache import KeyMaker, PredictionCache
 from flaskserve.inference.clock import Clock, SystemClock
-from flaskserve.inference.kernel import find_kernel
 from flaskserve.inference.observer import InferenceObserver, NullObserver
-from flaskserve.models.served import ServedModel
-
-Matrix = npt.NDArray[Any]
+from flaskserve.models.served import Kernel, Matrix, ServedModel
 
 log = logging.getLogger("flaskserve.inference")
 
@@ -56,11 +53,11 @@ def call_isolated(
     method: str,
     matrix: npt.NDArray[Any],
     observer: InferenceObserver | None = None,
-    function: Callable[[Matrix], Matrix] | None = None,
+    function: Kernel | None = None,
 ) -> npt.NDArray[Any]:
     """Call the model; turn any exception it raises into a :class:`PredictionFailed` with an error id.
 
-    ``function`` computes the method in place of ``model.call`` (a verified kernel).
+    ``function`` computes the method in place of ``model.call``: the verified kernel the model carries.
     """
     started = time.perf_counter()
     try:
@@ -171,7 +168,7 @@ class InferenceService:
             route = self._routes.get(key)
             if route is not None and route.model is model:
                 return route
-            kernel = find_kernel(model, method)
+            kernel = model.kernel(method)
             observer = self._current_observer
 
             def call(matrix: Matrix) -> Matrix:

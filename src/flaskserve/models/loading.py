@@ -14,14 +14,14 @@ import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
-from flaskserve.errors import ModelLoadError, UntrustedModel
+from flaskserve.errors import ConfigError, ModelLoadError, UntrustedModel
 from flaskserve.models.loaders import LoaderTable
 from flaskserve.models.registry import ModelEntry, ModelRegistry, ModelState
 from flaskserve.models.repository import ModelSource, scan
 from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import DEFAULT_MAX_TEXT_BYTES, infer_signature
 from flaskserve.models.trust import TrustPolicy, file_sha256
-from flaskserve.settings import ConfigError, ModelSettings, Settings
+from flaskserve.settings import ModelSettings, Settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -142,6 +142,7 @@ def _load_model(
         sha256=sha256,
         source=source.path,
         settings=model_settings,
+        kernels=loaded.kernels,
     )
     model = _warm_up(model)
     log.info(

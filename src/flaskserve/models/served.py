@@ -1,17 +1,41 @@
-"""One loaded model version, ready to be called with a validated matrix."""
+"""One loaded model version, ready to be called with a validated matrix.
+
+A served model may carry direct kernels: fast paths that compute one of its
+methods without the per-call checks of the framework it came from. Which
+kernels exist is knowledge of that framework, so the loading step attaches a
+:class:`KernelFinder` for the file's format and the inference service only
+asks :meth:`ServedModel.kernel` for one, knowing no format.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from flaskserve.errors import UnsupportedMethod, clip
+from flaskserve.models.estimator import Estimator
 from flaskserve.models.signature import Signature
 from flaskserve.settings import ModelSettings
+
+Matrix = npt.NDArray[Any]
+#: One method of one model computed directly: the validated matrix in, the answer out.
+Kernel = Callable[[Matrix], Matrix]
+
+
+class KernelFinder(Protocol):
+    """Finds a direct kernel for one method of a served model, or None to call the model.
+
+    A finder offers a kernel only when its answers equal ``model.call(method, ...)``
+    exactly, and may run the model on probe rows to make sure; so it is asked
+    lazily, once per model version and method in each serving process.
+    """
+
+    def __call__(self, model: ServedModel, method: str, /) -> Kernel | None: ...
 
 
 @dataclass(frozen=True)
@@ -20,7 +44,7 @@ class ServedModel:
 
     name: str
     version: str
-    estimator: Any
+    estimator: Estimator
     signature: Signature
     platform: str
     sha256: str
@@ -28,6 +52,8 @@ class ServedModel:
     settings: ModelSettings = field(default_factory=ModelSettings)
     #: The estimator needs a DataFrame (e.g. a ColumnTransformer that selects columns by name).
     wants_dataframe: bool = False
+    #: Direct kernels for the estimator's methods, from its format; None when it is always called.
+    kernels: KernelFinder | None = field(default=None, repr=False)
 
     @property
     def default_method(self) -> str:
@@ -40,6 +66,10 @@ class ServedModel:
                 f"it offers {', '.join(self.signature.methods)}"
             )
         return method
+
+    def kernel(self, method: str) -> Kernel | None:
+        """A verified direct kernel for ``method``, or None to call the estimator."""
+        return None if self.kernels is None else self.kernels(self, method)
 
     def call(self, method: str, matrix: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Run one method on a matrix that the signature has already validated.

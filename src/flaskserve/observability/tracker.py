@@ -31,14 +31,13 @@ from flaskserve.observability.context import (
     set_request_id,
 )
 from flaskserve.observability.metrics import Metrics
+from flaskserve.web.errors import ERROR_ID_HEADER
 
 __all__ = ["EXTENSION_KEY", "UNKNOWN", "RequestTracker", "bounded_labels"]
 
 EXTENSION_KEY = "flaskserve.tracker"
 #: The label value that stands for any model, version or method the server does not have.
 UNKNOWN = "unknown"
-#: The header the error handlers set on a 500; copied into the access line to join it with the traceback.
-ERROR_ID_HEADER = "X-Error-Id"
 #: Whether the prediction came from the cache: HIT or MISS, only when the model has a cache.
 CACHE_HEADER = "X-Cache"
 

@@ -14,24 +14,35 @@ read with the standard ``csv`` module, so no DataFrame is built per request.
 Any other media type, or a charset other than UTF-8, is a 415. The answer is
 always ``{"predictions": [...]}``.
 
-Pure functions: bytes in, matrix out, and back; no Flask.
+With several models, a request picks its model with the ``X-Model-Name`` header
+(and optionally a version with ``X-Model-Version``) — the same headers every
+answer carries; a header rather than a path, so that an MLflow client only
+needs an extra header, not a new URL.
+
+Pure: bytes in, matrix out, and back; no Flask. :data:`PROTOCOL` is what the
+app's protocol table holds.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from flaskserve.access import MODEL_NAME_HEADER, MODEL_VERSION_HEADER, PREDICT_FROM_HEADER
 from flaskserve.errors import LimitExceeded, MalformedRequest, ShapeMismatch, UnsupportedMediaType, clip
+from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import Signature
 from flaskserve.protocols import v1
-from flaskserve.protocols.payload import decode_json
+from flaskserve.protocols.openapi import Operation, Parameter
+from flaskserve.protocols.payload import decode_json, encode_json
 from flaskserve.protocols.schema import parse
+from flaskserve.protocols.wire import Decoded, PredictRoute, WireRequest, WireResponse
 from flaskserve.settings import RequestLimits
 
 JSON = "application/json"
@@ -200,3 +211,50 @@ def _cell(cell: str) -> Any:
         return float(text)
     except ValueError:
         return cell
+
+
+_INVOCATIONS = Operation(
+    "MLflow scoring: dataframe_split, dataframe_records, instances, inputs, or CSV",
+    "mlflow",
+    request={
+        JSON: InvocationRequest,
+        CSV: {"type": "string", "description": "A header line of feature names, then rows."},
+    },
+    response={"application/json": InvocationAnswer},
+    errors=(404, 413, 415, 500, 503),
+    parameters=(
+        Parameter(
+            MODEL_NAME_HEADER,
+            "The model to score with when several are served (default: the default model).",
+            location="header",
+            lists_models=True,
+        ),
+        Parameter(MODEL_VERSION_HEADER, "The model version (default: the latest).", location="header"),
+    ),
+    description=(
+        "A drop-in for `mlflow models serve`. With several models, name one with the "
+        f"{MODEL_NAME_HEADER} header (and optionally {MODEL_VERSION_HEADER})."
+    ),
+)
+
+
+class MlflowProtocol:
+    """``POST /invocations``, the model named by header."""
+
+    name = "mlflow"
+    routes = (PredictRoute("invocations", "/invocations", PREDICT_FROM_HEADER, _INVOCATIONS),)
+
+    def decode(self, request: WireRequest, model: ServedModel, limits: RequestLimits) -> Decoded[Invocation]:
+        mimetype = check_media_type(request.mimetype, request.mimetype_params.get("charset"))
+        decoded = decode_request(
+            request.body, mimetype, model.signature, limits, default_method=model.default_method
+        )
+        return Decoded((decoded.method,), decoded.matrix, decoded)
+
+    def encode(
+        self, decoded: Decoded[Invocation], results: Mapping[str, npt.NDArray[Any]], model: ServedModel
+    ) -> WireResponse:
+        return WireResponse(encode_json(encode_response(results[decoded.state.method])))
+
+
+PROTOCOL = MlflowProtocol()

@@ -13,11 +13,22 @@ from typing import Any
 import numpy as np
 import orjson
 
-from flaskserve.errors import LimitExceeded, MalformedRequest
+from flaskserve.errors import LimitExceeded, MalformedRequest, UnsupportedMediaType
 
 _QUOTE, _BACKSLASH = 0x22, 0x5C
 _OPENERS = (0x5B, 0x7B)  # [ {
 _CLOSERS = (0x5D, 0x7D)  # ] }
+
+
+def is_json_mimetype(mimetype: str) -> bool:
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+def decode_json_body(body: bytes, mimetype: str, *, max_depth: int) -> Any:
+    """A body that must be JSON: 415 unless declared as JSON (or not declared at all), then parsed."""
+    if mimetype and not is_json_mimetype(mimetype):
+        raise UnsupportedMediaType(f"expected 'Content-Type: application/json'; got '{mimetype[:60]}'")
+    return decode_json(body, max_depth=max_depth)
 
 
 def decode_json(body: bytes, *, max_depth: int) -> Any:

@@ -16,18 +16,26 @@ One row by name answers ``{"prediction": ...}``; every other form answers
 ``{"predictions": [...]}``. Classifier probabilities come back as
 ``{label: probability}`` maps keyed by the model's classes.
 
-Pure functions: parsed JSON in, matrix out, and back; no Flask.
+Pure: bytes in, matrix out, and back; no Flask. :data:`PROTOCOL` is what the
+app's protocol table holds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy.typing as npt
 
+from flaskserve.access import PREDICT_DEFAULT, PREDICT_FROM_PATH
 from flaskserve.errors import MalformedRequest, ShapeMismatch, clip
+from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import Signature
+from flaskserve.protocols.openapi import Operation, Parameter
+from flaskserve.protocols.payload import decode_json_body, encode_json
+from flaskserve.protocols.wire import Decoded, PredictRoute, WireRequest, WireResponse
+from flaskserve.settings import RequestLimits
 
 METHOD_KEY = "method"
 ROWS_KEY = "instances"
@@ -104,3 +112,51 @@ def _method(payload: dict[str, Any], signature: Signature, query_method: str | N
             f"the body asks for method '{clip(method)}' but the query string for '{clip(query_method)}'"
         )
     return method
+
+
+_ROWS = {
+    "oneOf": [{"type": "object"}, {"type": "array"}],
+    "description": 'One row by name {"x": 1, "y": 2}, or {"instances": [...]}, or a list of rows.',
+}
+_PREDICT = Operation(
+    "Predict with the simple JSON protocol",
+    "simple",
+    request={"application/json": _ROWS},
+    response={"application/json": {"type": "object"}},
+    errors=(404, 413, 415, 500, 503),
+    parameters=(Parameter(METHOD_KEY, "The model method, e.g. predict_proba."),),
+)
+
+
+class SimpleProtocol:
+    """``POST /predict`` and ``POST /models/{name}[/versions/{version}]/predict``."""
+
+    name = "simple"
+    routes = (
+        PredictRoute("predict_default", "/predict", PREDICT_DEFAULT, _PREDICT),
+        PredictRoute("predict_latest", "/models/<name>/predict", PREDICT_FROM_PATH, _PREDICT),
+        PredictRoute(
+            "predict_version", "/models/<name>/versions/<version>/predict", PREDICT_FROM_PATH, _PREDICT
+        ),
+    )
+
+    def decode(
+        self, request: WireRequest, model: ServedModel, limits: RequestLimits
+    ) -> Decoded[SimpleRequest]:
+        payload = decode_json_body(request.body, request.mimetype, max_depth=limits.max_json_depth)
+        decoded = decode_request(
+            payload,
+            model.signature,
+            default_method=model.default_method,
+            query_method=request.query.get(METHOD_KEY),
+        )
+        return Decoded((decoded.method,), decoded.matrix, decoded)
+
+    def encode(
+        self, decoded: Decoded[SimpleRequest], results: Mapping[str, npt.NDArray[Any]], model: ServedModel
+    ) -> WireResponse:
+        request = decoded.state
+        return WireResponse(encode_json(encode_response(results[request.method], request, model.signature)))
+
+
+PROTOCOL = SimpleProtocol()

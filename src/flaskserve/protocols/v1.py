@@ -18,7 +18,8 @@ decoded here and then judged by the signature like any other value. An optional
 default). The MLflow protocol reuses the row and column readers, since its
 ``instances`` and ``inputs`` keys follow this format.
 
-Pure functions: parsed JSON in, matrix out, and back; no Flask.
+Pure: bytes in, matrix out, and back; no Flask. :data:`PROTOCOL` is what the
+app's protocol table holds.
 """
 
 from __future__ import annotations
@@ -32,9 +33,15 @@ from typing import Any
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from flaskserve.access import PREDICT_FROM_PATH
 from flaskserve.errors import InvalidValue, MalformedRequest, ShapeMismatch, clip
+from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import Signature
+from flaskserve.protocols.openapi import Operation
+from flaskserve.protocols.payload import decode_json_body, encode_json
 from flaskserve.protocols.schema import parse
+from flaskserve.protocols.wire import Decoded, PredictRoute, WireRequest, WireResponse
+from flaskserve.settings import RequestLimits
 
 #: TensorFlow Serving's name for "the default signature".
 DEFAULT_SIGNATURE = "serving_default"
@@ -144,3 +151,36 @@ def unwrap_b64(value: Any) -> Any:
                 raise InvalidValue(f"{clip(encoded)!r} is not valid base64") from None
         return {name: unwrap_b64(item) for name, item in value.items()}
     return value
+
+
+_PREDICT = Operation(
+    "Predict: rows (instances) answer predictions, columns (inputs) answer outputs",
+    "v1",
+    request={"application/json": PredictRequest},
+    response={"application/json": (RowAnswer, ColumnAnswer)},
+    errors=(404, 413, 415, 500, 503),
+)
+
+
+class V1Protocol:
+    """``POST /v1/models/{name}[/versions/{version}]:predict``."""
+
+    name = "v1"
+    routes = (
+        PredictRoute("predict", "/v1/models/<name>:predict", PREDICT_FROM_PATH, _PREDICT),
+        PredictRoute("predict", "/v1/models/<name>/versions/<version>:predict", PREDICT_FROM_PATH, _PREDICT),
+    )
+
+    def decode(self, request: WireRequest, model: ServedModel, limits: RequestLimits) -> Decoded[V1Request]:
+        payload = decode_json_body(request.body, request.mimetype, max_depth=limits.max_json_depth)
+        decoded = decode_request(payload, model.signature, default_method=model.default_method)
+        return Decoded((decoded.method,), decoded.matrix, decoded)
+
+    def encode(
+        self, decoded: Decoded[V1Request], results: Mapping[str, npt.NDArray[Any]], model: ServedModel
+    ) -> WireResponse:
+        request = decoded.state
+        return WireResponse(encode_json(encode_response(results[request.method], request)))
+
+
+PROTOCOL = V1Protocol()

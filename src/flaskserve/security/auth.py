@@ -1,8 +1,8 @@
 """API-key authentication: a Flask extension that checks every request against the route table.
 
 Once the key store holds at least one key, every request must present a key whose
-scopes allow the route (see :mod:`flaskserve.security.scopes`), except the routes the
-table marks ``open`` (health and readiness probes). The check runs in a
+scopes allow the route, as the route declares it (:mod:`flaskserve.access`), except
+the routes declared ``open`` (health and readiness probes). The check runs in a
 ``before_request`` hook, after routing and before the view, so a request without a
 valid key is answered before its body is read.
 
@@ -11,7 +11,7 @@ from the query string: URLs end up in access logs, proxy logs and browser histor
 
 A request that matches no route still needs a valid key of any scope: strangers get
 401 and learn nothing about which URLs exist, while key holders get the honest 404
-or 405. A route that exists but has no row in the table needs ``admin``.
+or 405. A route that declares no access needs ``admin``.
 
 The name of the key that authenticated a request is in ``flask.g.api_key_name`` for
 logs; read it with ``g.get("api_key_name")``, as it is unset on open routes.
@@ -25,19 +25,18 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
+from flaskserve.access import Scope, required_scope
 from flaskserve.errors import Forbidden, Unauthorized
 from flaskserve.security.keys import ApiKey, KeyStore
-from flaskserve.security.scopes import Scope, required_scope
+from flaskserve.web.routing import declared_access
 
-__all__ = ["API_KEY_HEADER", "EXTENSION_KEY", "MODEL_HEADER", "ApiKeyAuth"]
+__all__ = ["API_KEY_HEADER", "EXTENSION_KEY", "ApiKeyAuth"]
 
 log = logging.getLogger("flaskserve.security")
 
 EXTENSION_KEY = "flaskserve.auth"
 #: The header that carries a key for clients that cannot set ``Authorization``.
 API_KEY_HEADER = "X-API-Key"
-#: The header with which ``/invocations`` names the model it predicts with.
-MODEL_HEADER = "X-Model-Name"
 
 _CHALLENGE = 'Bearer realm="flaskserve"'
 # RFC 6750, section 3.1: tell a client whose key was refused that retrying with it is pointless.
@@ -98,12 +97,7 @@ def _authenticate() -> None:
         # No route matched: a valid key of any scope lets Flask answer 404 or 405.
         _verified_key(state.store)
         return
-    scope = required_scope(
-        rule.rule,
-        request.method,
-        request.view_args or {},
-        requested_model=request.headers.get(MODEL_HEADER) or None,
-    )
+    scope = required_scope(declared_access(rule), request.method, request.view_args or {}, request.headers)
     if scope.name == "open":
         return
     key = _verified_key(state.store)

@@ -13,7 +13,8 @@ from typing import TypeVar
 
 import click
 
-from flaskserve.security.keys import KeyStore, KeyStoreError, normalize_scope, validate_name
+from flaskserve.errors import KeyStoreError
+from flaskserve.security.keys import KeyStore, normalize_scope, validate_name
 
 __all__ = ["DEFAULT_KEYS_FILE", "keys_command"]
 

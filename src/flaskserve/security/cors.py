@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
-from flaskserve.security.auth import API_KEY_HEADER, MODEL_HEADER
+from flaskserve.access import MODEL_NAME_HEADER, MODEL_VERSION_HEADER
+from flaskserve.security.auth import API_KEY_HEADER
+from flaskserve.web.errors import ERROR_ID_HEADER
 
 __all__ = ["EXTENSION_KEY", "Cors"]
 
@@ -26,7 +28,9 @@ EXTENSION_KEY = "flaskserve.cors"
 
 _ANY = "*"
 #: Request headers a page may send: the key headers, JSON bodies, and the model choice.
-_ALLOWED_HEADERS = ", ".join(["Authorization", "Content-Type", API_KEY_HEADER, MODEL_HEADER])
+_ALLOWED_HEADERS = ", ".join(
+    ["Authorization", "Content-Type", API_KEY_HEADER, MODEL_NAME_HEADER, MODEL_VERSION_HEADER]
+)
 #: Response headers a page may read beyond the CORS-safelisted ones.
 _EXPOSED_HEADERS = ", ".join(
     [
@@ -35,9 +39,9 @@ _EXPOSED_HEADERS = ", ".join(
         "RateLimit-Remaining",
         "RateLimit-Reset",
         "RateLimit-Policy",
-        "X-Model-Name",
-        "X-Model-Version",
-        "X-Error-Id",
+        MODEL_NAME_HEADER,
+        MODEL_VERSION_HEADER,
+        ERROR_ID_HEADER,
     ]
 )
 #: Seconds a browser may cache a preflight answer, so each call does not cost two requests.

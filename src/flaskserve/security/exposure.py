@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from flaskserve.settings import ConfigError
+from flaskserve.errors import ConfigError
 
 __all__ = ["check_exposure", "is_loopback"]
 

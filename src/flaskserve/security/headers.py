@@ -16,12 +16,11 @@ Headers a view set itself are kept, except ``Cache-Control`` on predictions.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
-from flaskserve.security.scopes import required_scope
+from flaskserve.web.routing import declared_access
 
 __all__ = ["DEFAULT_CONTENT_SECURITY_POLICY", "DEFAULT_HSTS_MAX_AGE", "EXTENSION_KEY", "SecurityHeaders"]
 
@@ -93,13 +92,5 @@ def _add_headers(response: Response) -> Response:
 
 
 def _is_prediction() -> bool:
-    rule = request.url_rule
-    if rule is None:
-        return False
-    return _predicts(rule.rule, request.method)
-
-
-@functools.lru_cache(maxsize=256)
-def _predicts(rule: str, method: str) -> bool:
-    """Whether a route predicts; asked on every response, answered once per route (a fixed set)."""
-    return required_scope(rule, method, {}).name == "predict"
+    access = declared_access(request.url_rule)
+    return access is not None and access.model_from is not None

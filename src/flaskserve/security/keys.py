@@ -45,6 +45,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from flaskserve.errors import KeyStoreError
+
 __all__ = [
     "KEY_PREFIX",
     "SCOPES",
@@ -66,14 +68,6 @@ _NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MODEL_PATTERN = re.compile(r"[^\s:]{1,128}")
 # A real key is ``fs_`` plus 43 characters; anything far longer is not worth hashing.
 _MAX_PRESENTED_LENGTH = 256
-
-
-class KeyStoreError(Exception):
-    """An operator mistake with keys: a bad name or scope, a duplicate, an unreadable key file.
-
-    These come from the command line or server start-up, never from a request, so
-    they are not part of the HTTP error tree.
-    """
 
 
 def validate_name(name: str) -> str:

@@ -46,12 +46,13 @@ from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 from limits.errors import ConfigurationError, StorageError
 
-from flaskserve.api.errors import handle_flaskserve_error
-from flaskserve.errors import ServiceUnavailable, TooManyRequests
+from flaskserve.access import required_scope
+from flaskserve.credentials import redact_url, scrub
+from flaskserve.errors import ConfigError, ServiceUnavailable, TooManyRequests
 from flaskserve.models.registry import ModelRegistry
-from flaskserve.security.auth import MODEL_HEADER
-from flaskserve.security.scopes import required_scope
-from flaskserve.settings import ConfigError, Settings
+from flaskserve.settings import Settings
+from flaskserve.web.errors import render_error
+from flaskserve.web.routing import declared_access
 
 __all__ = ["EXTENSION_KEY", "RateLimits", "counts_per_worker"]
 
@@ -137,7 +138,7 @@ class RateLimits:
             "rate limiting on",
             extra={
                 "rate_limit": settings.rate_limit,
-                "storage": _redacted(settings.rate_limit_storage),
+                "storage": redact_url(settings.rate_limit_storage),
                 "fallback": settings.rate_limit_fallback,
             },
         )
@@ -166,20 +167,12 @@ def _scheme(uri: str) -> str:
     return urlsplit(uri).scheme.lower()
 
 
-def _redacted(uri: str) -> str:
-    """The storage URI without its password, fit for a log line or an error message."""
-    parts = urlsplit(uri)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
 def _storage_problem(uri: str, exc: Exception) -> str:
     scheme = _scheme(uri)
     if scheme.startswith("redis") and "prerequisite" in str(exc).lower():
         return "rate_limit_storage uses Redis, which needs the redis package: pip install 'flaskserve[redis]'"
     return (
-        f"rate_limit_storage {_redacted(uri)!r} is not usable ({exc}); "
+        f"rate_limit_storage {redact_url(uri)!r} is not usable ({scrub(str(exc), uri)}); "
         "use 'memory://' or 'redis://HOST:PORT/DB'"
     )
 
@@ -201,10 +194,7 @@ def _target() -> _Target | None:
     rule = request.url_rule
     if rule is not None:
         scope = required_scope(
-            rule.rule,
-            request.method,
-            request.view_args or {},
-            requested_model=request.headers.get(MODEL_HEADER) or None,
+            declared_access(rule), request.method, request.view_args or {}, request.headers
         )
         if scope.name not in _UNLIMITED:
             model = scope.model
@@ -270,12 +260,13 @@ def _refuse_over_limit(error: RateLimitExceeded) -> Response:
     on = f" on model {target.model!r}" if target is not None and _served_model(target.model) else ""
     wait = max(1, retry_after)
     message = f"too many requests{on}: the limit is {limit.amount} per {window}; retry in {wait} s"
-    return handle_flaskserve_error(TooManyRequests(message, headers={"Retry-After": str(wait)}))
+    return render_error(TooManyRequests(message, headers={"Retry-After": str(wait)}))
 
 
 def _refuse_without_storage(error: StorageError) -> Response:
-    log.error("rate-limit storage unreachable; refusing requests", extra={"error": str(error.storage_error)})
-    return handle_flaskserve_error(
+    shown = scrub(str(error.storage_error), _state().settings.rate_limit_storage)
+    log.error("rate-limit storage unreachable; refusing requests", extra={"error": shown})
+    return render_error(
         ServiceUnavailable(
             "rate limiting is unavailable, so requests are refused for now; retry shortly",
             headers={"Retry-After": str(_STORAGE_RETRY_AFTER)},

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from flaskserve.settings import ConfigError
+from flaskserve.errors import ConfigError
 
 __all__ = [
     "CERT_FILENAME",

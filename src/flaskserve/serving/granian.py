@@ -19,9 +19,10 @@ from typing import Any
 
 from flask import Flask
 
+from flaskserve.errors import ConfigError
 from flaskserve.security.tls import ServerTLS
 from flaskserve.serving.gunicorn import default_threads, default_workers
-from flaskserve.settings import ConfigError, Settings
+from flaskserve.settings import Settings
 
 log = logging.getLogger("flaskserve.serving")
 

@@ -3,22 +3,22 @@
 gunicorn's workers are separate processes, each with its own copy of the app;
 what one of them changes at run time (a model loaded through the repository
 API) reaches the others through files here (the repository journal, see
-:mod:`flaskserve.models.journal`). ``flaskserve serve`` creates a fresh directory
-in the master before it builds the app, names it in ``FLASKSERVE_RUN_DIR`` for
-the app and the workers, and removes it when the master exits. An app built
+:mod:`flaskserve.lifecycle.journal`). ``flaskserve serve`` creates a fresh directory
+in the master before it builds the app, passes it to :func:`~flaskserve.app.create_app`,
+names it in ``FLASKSERVE_RUN_DIR`` for the workers' child processes, and removes it
+when the master exits. An app built
 without it (tests, ``flask run``) keeps every change to its own process.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from flaskserve.shared_dirs import shared_directory
 
-__all__ = ["ENV_VAR", "run_directory", "run_directory_in_use"]
+__all__ = ["ENV_VAR", "run_directory"]
 
 ENV_VAR = "FLASKSERVE_RUN_DIR"
 
@@ -28,12 +28,3 @@ def run_directory() -> Iterator[Path]:
     """A fresh run directory named in ``FLASKSERVE_RUN_DIR``: no journal of an earlier run is replayed."""
     with shared_directory(ENV_VAR, "flaskserve-run-") as path:
         yield path
-
-
-def run_directory_in_use() -> Path | None:
-    """The run directory this process shares with its sibling workers, if it has one."""
-    value = os.environ.get(ENV_VAR)
-    if not value:
-        return None
-    path = Path(value)
-    return path if path.is_dir() else None

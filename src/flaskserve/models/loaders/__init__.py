@@ -18,20 +18,42 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flaskserve.errors import ModelLoadError
+from flaskserve.models.estimator import Estimator
+from flaskserve.models.loaders.sklearn_kernels import find_kernel
+from flaskserve.models.served import KernelFinder
 from flaskserve.models.trust import TrustPolicy
+
+#: The framework part of the platforms of scikit-learn's own formats (``sklearn_skops``, ...).
+SCIKIT_LEARN = "sklearn"
 
 
 @dataclass(frozen=True)
 class LoadedFile:
     """What a loader hands back: the model object and how it was stored."""
 
-    model: Any
+    model: Estimator
     #: KServe-style platform string, ``<framework>_<format>``.
     platform: str
 
+    @property
+    def framework(self) -> str:
+        """The platform's framework: ``sklearn`` of ``sklearn_skops``."""
+        return self.platform.partition("_")[0]
+
+    @property
+    def kernels(self) -> KernelFinder | None:
+        """The direct kernels the served model carries; None when it is always called.
+
+        Pickle, joblib and skops files hold scikit-learn estimators, whose kernels
+        :mod:`~flaskserve.models.loaders.sklearn_kernels` finds. The other formats
+        have none: their adapters already call their runtime directly, and an
+        operator's Python class is its own code.
+        """
+        return find_kernel if self.framework == SCIKIT_LEARN else None
+
 
 class Loader(Protocol):
-    """Turns one model file into an object with scikit-learn's prediction methods.
+    """Turns one model file into an :class:`~flaskserve.models.estimator.Estimator`.
 
     A loader whose file is code that reads other files of its folder (a Python
     class beside its weights) sets a class attribute ``owns_folder = True``: the

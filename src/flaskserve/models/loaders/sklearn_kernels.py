@@ -1,4 +1,10 @@
-"""Direct kernels: answer a model's method without scikit-learn's per-call input checks.
+"""Direct kernels for scikit-learn estimators: answer a method without scikit-learn's per-call checks.
+
+Models loaded from scikit-learn's formats (pickle, joblib, skops) carry
+:func:`find_kernel` as their :class:`~flaskserve.models.served.KernelFinder`
+(see :attr:`flaskserve.models.loaders.LoadedFile.kernels`); the inference
+service asks it for a kernel once per model version and method, and knows
+nothing of scikit-learn.
 
 A one-row ``LinearRegression.predict`` spends about 75 µs in scikit-learn and
 about 1 µs in arithmetic: the rest re-validates an input that the signature has
@@ -21,16 +27,11 @@ that change ``predict`` — goes through the estimator as usual.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from flaskserve.models.served import ServedModel
-
-Matrix = npt.NDArray[Any]
-Kernel = Callable[[Matrix], Matrix]
+from flaskserve.models.served import Kernel, Matrix, ServedModel
 
 _PROBE_ROWS = 7
 

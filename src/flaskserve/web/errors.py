@@ -1,4 +1,4 @@
-"""The one place where errors become HTTP responses.
+"""The one place where errors become HTTP responses, below both the API and the security layer.
 
 Every error leaves as JSON ``{"error": message, "code": code}``; Flask's HTML
 error pages never reach a client. Anything that is not a
@@ -21,6 +21,11 @@ from flaskserve.protocols.payload import encode_json
 
 log = logging.getLogger("flaskserve.api")
 
+__all__ = ["ERROR_ID_HEADER", "error_response", "register_error_handlers", "render_error"]
+
+#: The id of a 500, sent to the client and logged with the traceback, to join the two.
+ERROR_ID_HEADER = "X-Error-Id"
+
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -40,17 +45,18 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return response
 
 
-def handle_flaskserve_error(error: FlaskserveError) -> Response:
+def render_error(error: FlaskserveError) -> Response:
+    """Any error of the tree as its JSON answer; extensions that refuse a request use it too."""
     response = error_response(error.status, error.code, error.message, error.headers)
     if isinstance(error, PredictionFailed):
-        response.headers["X-Error-Id"] = error.error_id
+        response.headers[ERROR_ID_HEADER] = error.error_id
     return response
 
 
 def handle_http_error(error: HTTPException) -> Response:
     status = error.code or 500
     if isinstance(error, RequestEntityTooLarge):
-        return handle_flaskserve_error(PayloadTooLarge())
+        return render_error(PayloadTooLarge())
     message = _HTTP_MESSAGES.get(status) or (error.description or error.name)
     response = error_response(status, _HTTP_CODES.get(status, "http_error"), message)
     for name, value in error.get_headers():
@@ -63,7 +69,7 @@ def handle_unexpected(error: Exception) -> Response:
     error_id = uuid.uuid4().hex[:16]
     log.error("unhandled error", exc_info=error, extra={"error_id": error_id})
     response = error_response(500, "internal_error", f"internal server error (error id {error_id})")
-    response.headers["X-Error-Id"] = error_id
+    response.headers[ERROR_ID_HEADER] = error_id
     return response
 
 
@@ -74,6 +80,6 @@ _HTTP_MESSAGES = {
 
 
 def register_error_handlers(app: Flask) -> None:
-    app.register_error_handler(FlaskserveError, handle_flaskserve_error)
+    app.register_error_handler(FlaskserveError, render_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)

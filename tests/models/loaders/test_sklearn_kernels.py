@@ -1,4 +1,5 @@
-"""Direct kernels answer exactly as the estimator does, and only where that is certain."""
+"""scikit-learn's direct kernels answer exactly as the estimator does, only where that is certain,
+and come with every model loaded from a scikit-learn format."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from flaskserve.app import create_app
-from flaskserve.inference.kernel import find_kernel
+from flaskserve.models.loaders import LoadedFile
+from flaskserve.models.loaders.sklearn_kernels import find_kernel
 from flaskserve.runtime import get_runtime
 from flaskserve.settings import Settings
 from flaskserve.testing import diabetes_rows
@@ -43,6 +45,33 @@ def test_a_linear_kernel_answers_exactly_as_the_estimator(registry: Any, name: s
 
     assert kernel is not None
     np.testing.assert_array_equal(kernel(rows), model.call(method, rows))
+
+
+def test_a_model_loaded_from_a_skops_file_carries_its_kernel(registry: Any) -> None:
+    model = registry.resolve("diabetes")
+    kernel = model.kernel("predict")
+    rows = np.random.default_rng(4).normal(size=(20, model.signature.n_features))
+
+    assert kernel is not None
+    np.testing.assert_array_equal(kernel(rows), model.call("predict", rows))
+
+
+@pytest.mark.parametrize(
+    ("platform", "carried"),
+    [
+        pytest.param("sklearn_skops", True, id="skops"),
+        pytest.param("sklearn_joblib", True, id="joblib"),
+        pytest.param("sklearn_pickle", True, id="pickle"),
+        pytest.param("onnx_onnxv1", False, id="ONNX"),
+        pytest.param("xgboost_ubj", False, id="XGBoost"),
+        pytest.param("lightgbm_text", False, id="LightGBM"),
+        pytest.param("python_class", False, id="a Python class"),
+    ],
+)
+def test_only_scikit_learn_formats_carry_the_scikit_learn_kernels(platform: str, carried: bool) -> None:
+    loaded = LoadedFile(model=Ridge(), platform=platform)
+
+    assert (loaded.kernels is find_kernel) is carried
 
 
 @pytest.mark.parametrize(

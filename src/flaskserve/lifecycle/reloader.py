@@ -8,7 +8,7 @@ serving. An unload takes all of a model's versions out of the registry; they are
 then no longer "configured to be loaded", so readiness does not count them.
 
 When the server runs several worker processes, each action goes through a
-:class:`~flaskserve.models.journal.Journal`: the process that acts also appends
+:class:`~flaskserve.lifecycle.journal.Journal`: the process that acts also appends
 the action, and the others repeat it before their next request (see
 :meth:`Reloader.before_request`). Without a journal (an app built in a test, or
 under ``flask run``) the actions are local to the one process.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flaskserve.errors import BadRequest, ModelLoadError, ModelNotFound, clip
-from flaskserve.models.journal import Action, Journal, JournalEntry
+from flaskserve.lifecycle.journal import Action, Journal, JournalEntry
 from flaskserve.models.loaders import LoaderTable
 from flaskserve.models.loading import (
     LoadObserver,

@@ -1,0 +1,104 @@
+"""The cost of one small prediction inside the process, with no socket and no server.
+
+Calls the app's WSGI callable directly with a prepared environ, so the figure is
+flaskserve's own per-request work (routing, hooks, decoding, the model, encoding)
+and nothing of the HTTP server or the network. Prints one table row per route:
+the median over several rounds of the mean time per request.
+
+    python bench/inprocess.py [--requests 5000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from flaskserve import testing
+from flaskserve.app import create_app
+from flaskserve.settings import load_settings
+
+#: (label, path, content type, body) of each request timed.
+CASES: tuple[tuple[str, str, str, bytes], ...] = (
+    ("simple /predict, one row", "/predict", "application/json", b'{"x": 1.5, "y": 2.0}'),
+    (
+        "v2 infer, one row",
+        "/v2/models/linear/infer",
+        "application/json",
+        b'{"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": [1.5, 2.0]}]}',
+    ),
+    ("v1 :predict, one row", "/v1/models/linear:predict", "application/json", b'{"instances": [[1.5, 2.0]]}'),
+    ("mlflow /invocations, CSV", "/invocations", "text/csv", b"x,y\n1.5,2.0\n"),
+)
+
+
+def environ_for(path: str, content_type: str, body: bytes) -> Callable[[], dict[str, Any]]:
+    base = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "5000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+
+    def build() -> dict[str, Any]:
+        environ = dict(base)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return environ
+
+    return build
+
+
+def time_requests(app: Any, make_environ: Callable[[], dict[str, Any]], count: int) -> float:
+    """Mean seconds per request over ``count`` requests; fails loudly on any non-200."""
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: Iterable[tuple[str, str]], exc_info: Any = None) -> None:
+        statuses.append(status)
+
+    started = time.perf_counter()
+    for _ in range(count):
+        for _chunk in app(make_environ(), start_response):
+            pass
+    elapsed = time.perf_counter() - started
+    failed = [status for status in statuses if not status.startswith("200")]
+    if failed:
+        raise SystemExit(f"requests failed: {failed[:3]}")
+    return elapsed / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        repository = testing.write_repository(
+            Path(folder), {"linear": {"1": (testing.train_linear_xy(), ".skops")}}
+        )
+        app = create_app(load_settings(None, model_path=repository, default_model="linear"))
+        print(f"| request | µs per request (median of {args.rounds} rounds of {args.requests}) |")
+        print("|---|---:|")
+        for label, path, content_type, body in CASES:
+            make_environ = environ_for(path, content_type, body)
+            time_requests(app, make_environ, 200)  # warm-up
+            rounds = [time_requests(app, make_environ, args.requests) for _ in range(args.rounds)]
+            print(f"| {label} | {statistics.median(rounds) * 1e6:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

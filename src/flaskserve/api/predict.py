@@ -1,0 +1,103 @@
+"""The prediction edge: the one path every prediction request takes, whatever its protocol.
+
+For each route a protocol declares, :func:`init_app` adds a rule bound to one
+view that does the whole ritual:
+
+1. resolve the model the route names (path, header or the default — the same
+   reading authentication checked the key against);
+2. read the body through :func:`~flaskserve.web.bodies.read_body`, which holds
+   every size and encoding limit;
+3. let the protocol decode it against the model's signature;
+4. call the inference service once per method the request asks for;
+5. let the protocol encode the answer, and name the model version that gave it.
+
+Notes for the access log and the metrics are taken at each step, so a request
+that fails half-way is still counted against the right model and protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy.typing as npt
+from flask import Blueprint, Flask, Response, current_app, request
+
+from flaskserve.access import MODEL_NAME_HEADER, Access, ModelFrom, model_requested
+from flaskserve.errors import ModelNotFound
+from flaskserve.models.registry import ModelRegistry
+from flaskserve.models.served import ServedModel
+from flaskserve.observability.context import note
+from flaskserve.protocols.table import ProtocolTable
+from flaskserve.protocols.wire import InferenceProtocol, WireRequest
+from flaskserve.runtime import get_runtime
+from flaskserve.web.bodies import read_body, set_model_headers
+
+__all__ = ["init_app"]
+
+View = Callable[..., Response]
+
+
+def init_app(app: Flask, protocols: ProtocolTable) -> None:
+    """Declare every protocol's prediction routes on ``app``, each bound to the edge."""
+    for protocol in protocols:
+        blueprint = Blueprint(f"predict_{protocol.name}", __name__)
+        views: dict[str, View] = {}
+        for route in protocol.routes:
+            view = views.get(route.endpoint)
+            if view is None:
+                view = views[route.endpoint] = _edge_view(protocol, route.access)
+            blueprint.add_url_rule(
+                route.rule,
+                route.endpoint,
+                view,
+                methods=["POST"],
+                access=route.access,
+                operation=route.operation,
+            )
+        app.register_blueprint(blueprint)
+
+
+def _edge_view(protocol: InferenceProtocol[Any], access: Access) -> View:
+    def view(**view_args: str) -> Response:
+        return predict(protocol, access, view_args)
+
+    view.__doc__ = protocol.routes[0].operation.summary
+    return view
+
+
+def predict(protocol: InferenceProtocol[Any], access: Access, view_args: dict[str, str]) -> Response:
+    """Answer one prediction request with ``protocol``; errors propagate to the one error handler."""
+    note(protocol=protocol.name)
+    runtime = get_runtime(current_app)
+    model = _resolve(runtime.registry, access, view_args)
+    note(model=model.name, version=model.version)
+    wire = WireRequest(
+        body=read_body(),
+        mimetype=request.mimetype,
+        mimetype_params=request.mimetype_params,
+        headers=request.headers,
+        query=request.args,
+    )
+    decoded = protocol.decode(wire, model, runtime.settings.limits)
+    note(method=",".join(sorted(decoded.methods)), rows=int(decoded.matrix.shape[0]))
+    results: dict[str, npt.NDArray[Any]] = {}
+    for method in decoded.methods:
+        prediction = runtime.service.predict(model, method, decoded.matrix)
+        note(cache_hit=prediction.cache_hit, batch_rows=prediction.batch_rows)
+        results[method] = prediction.values
+    answer = protocol.encode(decoded, results, model)
+    response = Response(answer.body, mimetype=answer.mimetype)
+    for name, value in answer.headers.items():
+        response.headers[name] = value
+    return set_model_headers(response, model)
+
+
+def _resolve(registry: ModelRegistry, access: Access, view_args: dict[str, str]) -> ServedModel:
+    name, version = model_requested(access, view_args, request.headers)
+    if name is None and access.model_from is ModelFrom.HEADER and registry.default_name is None:
+        raise ModelNotFound(
+            f"several models are served and none is the default; name one with the {MODEL_NAME_HEADER} "
+            f"header (served models: {', '.join(registry.names()[:20])})"
+        )
+    return registry.resolve(name, version)

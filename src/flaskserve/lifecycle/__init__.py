@@ -1,0 +1,7 @@
+"""Changing what is served while serving: load, reload and unload, kept in step across workers.
+
+gunicorn's and granian's workers are separate processes, each with its own
+registry; an action taken through the repository API in one of them reaches the
+others through a journal in the run directory. Import rule: this package uses
+the models package and the settings, never Flask or the web edge.
+"""

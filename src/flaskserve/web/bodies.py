@@ -1,0 +1,65 @@
+"""Request bodies in, JSON answers out: the one reader every route that takes a body uses.
+
+Every route that reads a body calls :func:`read_body`, so every limit holds on
+every route: the declared size (Werkzeug answers 413 for a ``Content-Length``
+over ``MAX_CONTENT_LENGTH``), the size of a chunked body (refused, never cut),
+and the encoding (compressed bodies are refused rather than parsed as garbage).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+
+from flaskserve.access import MODEL_NAME_HEADER, MODEL_VERSION_HEADER
+from flaskserve.errors import PayloadTooLarge, UnsupportedMediaType
+from flaskserve.models.served import ServedModel
+from flaskserve.protocols.payload import decode_json, encode_json, is_json_mimetype
+
+__all__ = ["json_response", "read_body", "read_optional_json", "set_model_headers"]
+
+_IDENTITY = "identity"
+
+
+def read_body() -> bytes:
+    """The raw body, refusing (not truncating) a chunked body that reaches the size limit.
+
+    Werkzeug stops reading a body without Content-Length at the limit and returns
+    what it has; a cut CSV or JSON array can still parse, so a body that fills the
+    limit exactly is refused with 413 rather than answered for its first part.
+    """
+    encoding = request.headers.get("Content-Encoding")
+    if encoding is not None and encoding.strip().lower() not in ("", _IDENTITY):
+        raise UnsupportedMediaType("compressed request bodies are not accepted; send the body uncompressed")
+    body = request.get_data(cache=False)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(body) >= limit:
+        raise PayloadTooLarge()
+    return body
+
+
+def read_optional_json(max_depth: int) -> Any:
+    """The parsed JSON body, or ``None`` when there is none (for requests whose body is optional)."""
+    body = read_body()
+    if not body.strip():
+        return None
+    if request.mimetype and not is_json_mimetype(request.mimetype):
+        raise UnsupportedMediaType(
+            f"expected 'Content-Type: application/json'; got '{request.mimetype[:60]}'"
+        )
+    return decode_json(body, max_depth=max_depth)
+
+
+def set_model_headers(response: Response, model: ServedModel) -> Response:
+    """Name the model version that answered, on every protocol's answer."""
+    response.headers[MODEL_NAME_HEADER] = model.name
+    response.headers[MODEL_VERSION_HEADER] = model.version
+    return response
+
+
+def json_response(document: Any, status: int = 200, model: ServedModel | None = None) -> Response:
+    response = Response(encode_json(document), status=status, mimetype="application/json")
+    if model is not None:
+        set_model_headers(response, model)
+    return response
