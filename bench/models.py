@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,52 @@ def train_forest(folder: Path) -> BenchModel:
 def train_large_forest(folder: Path) -> BenchModel:
     """A model large enough (about 180 MB) that per-worker memory growth is visible against it."""
     return _forest(folder, "large-forest", trees=100, max_depth=None, rows=20000, seed=7)
+
+
+def train_all(folder: Path, *, large: bool) -> dict[str, BenchModel]:
+    """Every model a run serves, by name; the large forest only when ``large`` (the memory phase).
+
+    It takes the longest to fit, so a run without the memory phase is spared it.
+    """
+    trained = {"linear": train_linear(folder), "forest": train_forest(folder)}
+    if large:
+        trained["large"] = train_large_forest(folder)
+    return trained
+
+
+@dataclass(frozen=True)
+class Floor:
+    """In-process ``model.predict`` time for a number of rows."""
+
+    model: str
+    rows: int
+    seconds: float
+
+
+def time_floors(trained: Mapping[str, BenchModel], max_batch_size: int) -> list[Floor]:
+    """The compute floor of the case models, one row and batches; the forest also at a full batch.
+
+    The full batch is what one batched call costs at most, which the batching latency target
+    budgets for (see :func:`full_batch_ms`).
+    """
+    sizes = {"linear": (1, 64), "forest": tuple(sorted({1, 64, max_batch_size}))}
+    return [
+        Floor(trained[name].description.split(",")[0], rows, predict_seconds(trained[name], rows))
+        for name, rows_per_call in sizes.items()
+        for rows in rows_per_call
+    ]
+
+
+def full_batch_ms(floors: Sequence[Floor], max_batch_size: int) -> float | None:
+    """Milliseconds one forest ``predict`` takes on a full batch, if it was timed."""
+    return next(
+        (
+            floor.seconds * 1000
+            for floor in floors
+            if floor.model.startswith("RandomForest") and floor.rows == max_batch_size
+        ),
+        None,
+    )
 
 
 def predict_seconds(model: BenchModel, rows: int, repeats: int = 200) -> float:

@@ -16,7 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,6 +215,20 @@ class ServerProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
         process.wait()
+
+
+@contextlib.contextmanager
+def running(processes: list[ServerProcess]) -> Iterator[None]:
+    """Stops every process in ``processes`` on the way out, whatever happened inside.
+
+    The list is read on the way out, not on the way in, so a caller can append each process as
+    it starts it and an interruption halfway through a start-up still stops the ones started.
+    """
+    try:
+        yield
+    finally:
+        for process in reversed(processes):
+            process.stop()
 
 
 def groups_cpu_seconds(pgids: Iterable[int]) -> float:

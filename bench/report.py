@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from results import Check, MemoryResult, Summary
+from goals import Check
+from results import MemoryResult, Summary
+
+from models import Floor
 
 
 @dataclass(frozen=True)
@@ -30,15 +33,6 @@ class Case:
     about: str
     reference: str
     rows: Sequence[Row]
-
-
-@dataclass(frozen=True)
-class Floor:
-    """In-process ``model.predict`` time for a number of rows."""
-
-    model: str
-    rows: int
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -151,19 +145,8 @@ def memory_table(results: Sequence[MemoryResult], model_bytes: int | None) -> li
     return _table(header, body, "lrrrrr")
 
 
-def render(
-    context: Context,
-    cases: Sequence[Case],
-    concurrencies: Sequence[int],
-    summaries: Mapping[tuple[str, int], Summary],
-    checks: Sequence[Check],
-    floors: Sequence[Floor],
-    memory: Sequence[MemoryResult],
-    model_bytes: int | None,
-    disturbed: float,
-) -> str:
-    """The whole report as Markdown."""
-    out = [
+def _introduction(context: Context) -> list[str]:
+    return [
         "# Benchmarks",
         "",
         "How fast flaskserve serves scikit-learn models next to the servers people would otherwise use, "
@@ -184,21 +167,13 @@ def render(
         "Load generator and servers share the machine's cores, as they do on any single-host benchmark: the "
         "figures compare servers with each other, they are not the capacity of a dedicated host.",
         "",
-        "## Targets",
-        "",
-        *checks_table(checks),
-        "",
     ]
-    for case in cases:
-        out += [
-            f"## {case.title}",
-            "",
-            case.about,
-            "",
-            *case_table(case, concurrencies, summaries, disturbed),
-            "",
-        ]
-    out += [
+
+
+def _floor_and_memory(
+    floors: Sequence[Floor], memory: Sequence[MemoryResult], model_bytes: int | None
+) -> list[str]:
+    out = [
         "## Compute floor",
         "",
         "`model.predict` called in one process on a float array, no server involved: no server can answer "
@@ -216,7 +191,12 @@ def render(
     ]
     if model_bytes:
         out += [f"The model adds {model_bytes / 2**20:.0f} MiB to a process that loads it.", ""]
-    out += [*memory_table(memory, model_bytes), ""]
+    return [*out, *memory_table(memory, model_bytes), ""]
+
+
+def _how_it_ran(context: Context) -> list[str]:
+    """The notes, then everything needed to repeat the run: parameters, models, machine, commands."""
+    out = []
     if context.notes:
         out += ["## Notes", "", *[f"- {note}" for note in context.notes], ""]
     out += ["## Run", "", *_table(["parameter", "value"], context.parameters), ""]
@@ -232,4 +212,34 @@ def render(
     ]
     for label, command in context.commands:
         out += [f"{label}:", "", "```sh", command, "```", ""]
+    return out
+
+
+def render(
+    context: Context,
+    cases: Sequence[Case],
+    concurrencies: Sequence[int],
+    summaries: Mapping[tuple[str, int], Summary],
+    checks: Sequence[Check],
+    floors: Sequence[Floor],
+    memory: Sequence[MemoryResult],
+    model_bytes: int | None,
+    disturbed: float,
+) -> str:
+    """The whole report as Markdown: targets first, then each case, the floor, memory, and the record.
+
+    ``disturbed`` is the other load, in cores, above which a row is marked with †.
+    """
+    out = [*_introduction(context), "## Targets", "", *checks_table(checks), ""]
+    for case in cases:
+        out += [
+            f"## {case.title}",
+            "",
+            case.about,
+            "",
+            *case_table(case, concurrencies, summaries, disturbed),
+            "",
+        ]
+    out += _floor_and_memory(floors, memory, model_bytes)
+    out += _how_it_ran(context)
     return "\n".join(out).rstrip() + "\n"

@@ -1,17 +1,29 @@
-"""What a benchmark run produced, reduced to medians, and the project's targets checked against it.
+"""What a benchmark run produced: the raw wrk runs, their medians, and the memory figures.
 
-Raw wrk runs are kept per (server, concurrency) across repetitions; a :class:`Summary` is their
-median, which shrugs off one repetition disturbed by something else on the machine.  The
-spread (max - min over median) is kept beside it so a reader can tell a real gap from noise.
+Raw wrk runs are kept per (server, concurrency) across repetitions in :class:`Measurements`; a
+:class:`Summary` is their median, which shrugs off one repetition disturbed by something else
+on the machine.  The spread (max - min over median) is kept beside it so a reader can tell a
+real gap from noise.  The raw runs are saved next to the report, so a figure can be traced back
+to the runs it came from.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import statistics
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 
 from load import LoadRun
+
+# Cores used by other processes during a run above which the run is flagged as disturbed.
+OTHER_LOAD_WARNING = 0.1
+
+#: A target's key and the concurrency it ran at.
+RunKey = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,63 @@ def summarize(runs: Sequence[LoadRun], rows_per_request: int, other_load: Sequen
     )
 
 
+@dataclass
+class Measurements:
+    """Every wrk run that counts, per target and concurrency, and what disturbed them.
+
+    ``other_load`` holds, run for run, the cores that processes other than the servers and wrk
+    used meanwhile: on a shared machine that is the first thing to look at when a figure is odd.
+    ``restarted`` names the targets that died during the run and were started again.
+    """
+
+    runs: dict[RunKey, list[LoadRun]] = field(default_factory=dict)
+    other_load: dict[RunKey, list[float]] = field(default_factory=dict)
+    restarted: set[str] = field(default_factory=set)
+
+    def add(self, key: str, concurrency: int, run: LoadRun, other_load: float) -> None:
+        self.runs.setdefault((key, concurrency), []).append(run)
+        self.other_load.setdefault((key, concurrency), []).append(other_load)
+
+    def summaries(self, rows_per_request: Mapping[str, int]) -> dict[RunKey, Summary]:
+        """One :class:`Summary` per target and concurrency that has runs."""
+        return {
+            key: summarize(found, rows_per_request[key[0]], self.other_load[key])
+            for key, found in self.runs.items()
+        }
+
+    def notes(self) -> list[str]:
+        """What a reader should know about how undisturbed the runs were, for the report."""
+        notes = []
+        if self.restarted:
+            notes.append(
+                "These servers stopped during the run, stopped by something outside it, and were "
+                f"restarted once: {', '.join(sorted(self.restarted))}."
+            )
+        loads = [value for values in self.other_load.values() for value in values]
+        if loads and max(loads) >= OTHER_LOAD_WARNING:
+            notes.append(
+                f"Other processes on the machine used up to {max(loads):.2f} cores during some runs "
+                f"(median {statistics.median(loads):.2f}); rows marked † had a run with more than "
+                f"{OTHER_LOAD_WARNING:g} cores of such load."
+            )
+        return notes
+
+    def save(self, folder: Path, report: str) -> Path:
+        """Writes ``report`` and the raw runs as ``<UTC time>.md`` and ``.json`` in ``folder``.
+
+        Returns the path both share, without its suffix.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = folder / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        Path(f"{stem}.md").write_text(report)
+        raw = {
+            f"{key}@{concurrency}": [dataclasses.asdict(run) for run in found]
+            for (key, concurrency), found in self.runs.items()
+        }
+        Path(f"{stem}.json").write_text(json.dumps(raw, indent=1) + "\n")
+        return stem
+
+
 @dataclass(frozen=True)
 class MemoryResult:
     """Summed memory of one server's process group, idle after a short warm-up."""
@@ -53,189 +122,3 @@ class MemoryResult:
     processes: int
     pss: int
     rss: int
-
-
-@dataclass(frozen=True)
-class Check:
-    """One target of the project, as measured: ``passed`` is None when it could not be measured."""
-
-    case: str
-    goal: str
-    where: str
-    measured: str
-    required: str
-    passed: bool | None
-
-
-Lookup = Callable[[str, int], "Summary | None"]
-
-
-@dataclass(frozen=True)
-class Goals:
-    """Everything the target checks need besides the summaries."""
-
-    concurrencies: Sequence[int]
-    max_batch_size: int
-    max_batch_delay_ms: float
-    full_batch_ms: float | None
-    model_bytes: int | None
-    memory: Sequence[MemoryResult]
-
-
-def _best(lookup: Lookup, keys: Sequence[str], concurrency: int) -> Summary | None:
-    found = [summary for key in keys if (summary := lookup(key, concurrency)) is not None]
-    return max(found, key=lambda summary: summary.requests_per_second, default=None)
-
-
-def _ratio_check(
-    case: str,
-    goal: str,
-    concurrency: int,
-    ours: Summary | None,
-    theirs: Summary | None,
-    minimum: float,
-) -> Check:
-    where = f"concurrency {concurrency}"
-    if ours is None or theirs is None or not theirs.requests_per_second:
-        return Check(case, goal, where, "not measured", f"≥ {minimum:g}x", None)
-    ratio = ours.requests_per_second / theirs.requests_per_second
-    return Check(case, goal, where, f"{ratio:.2f}x", f"≥ {minimum:g}x", ratio >= minimum)
-
-
-def check_targets(lookup: Lookup, keys: Mapping[str, Sequence[str]], goals: Goals) -> list[Check]:
-    """Every target from the project's benchmark issue, at every concurrency measured.
-
-    ``keys`` names the rows each comparison uses: e.g. ``keys["c1-mlserver"]`` lists every
-    MLServer configuration of case 1, and the best of them is the one flaskserve must beat.
-    """
-    checks: list[Check] = []
-
-    def one(name: str) -> str | None:
-        return keys[name][0] if keys.get(name) else None
-
-    def get(name: str, concurrency: int) -> Summary | None:
-        key = one(name)
-        return lookup(key, concurrency) if key else None
-
-    # Each flaskserve flavour (its default server, and granian) is held to every target, against the
-    # hello-world ceiling under the same server.
-    for flavour, label, hello in (
-        ("", "flaskserve", "hello"),
-        ("-granian", "flaskserve on granian", "hello-granian"),
-    ):
-        if not keys.get("c1-flaskserve" + flavour) and not keys.get("c2-batched" + flavour):
-            continue
-        for c in goals.concurrencies:
-            ours = get("c1-flaskserve" + flavour, c)
-            checks.append(
-                _ratio_check(
-                    "1",
-                    label + " vs best MLServer",
-                    c,
-                    ours,
-                    _best(lookup, keys.get("c1-mlserver", ()), c),
-                    4,
-                )
-            )
-            checks.append(
-                _ratio_check("1", label + " vs tutorial under gunicorn", c, ours, get("c1-gunicorn", c), 1.5)
-            )
-            checks.append(
-                _ratio_check("1", label + " vs tutorial as written", c, ours, get("c1-app-run", c), 3)
-            )
-            checks.append(_ratio_check("1", label + " vs hello-world ceiling", c, ours, get(hello, c), 0.6))
-        for c in goals.concurrencies:
-            ours = get("c2-batched" + flavour, c)
-            checks.append(
-                _ratio_check(
-                    "2",
-                    "batched " + label + " vs best MLServer with adaptive batching",
-                    c,
-                    ours,
-                    _best(lookup, keys.get("c2-mlserver-batched", ()), c),
-                    2.5,
-                )
-            )
-            checks.append(
-                _ratio_check(
-                    "2",
-                    "batched " + label + " vs tutorial under gunicorn",
-                    c,
-                    ours,
-                    get("c2-gunicorn", c),
-                    10,
-                )
-            )
-            budget = (
-                None if goals.full_batch_ms is None else goals.max_batch_delay_ms + goals.full_batch_ms + 20.0
-            )
-            required = "—" if budget is None else f"≤ {budget:.1f} ms"
-            if ours is None or budget is None:
-                checks.append(
-                    Check(
-                        "2", "batched " + label + " p99", f"concurrency {c}", "not measured", required, None
-                    )
-                )
-            else:
-                checks.append(
-                    Check(
-                        "2",
-                        "batched " + label + " p99",
-                        f"concurrency {c}",
-                        f"{ours.p99_ms:.1f} ms",
-                        required,
-                        ours.p99_ms <= budget,
-                    )
-                )
-        top = max(goals.concurrencies, default=None)
-        if top is not None:
-            checks.append(
-                _ratio_check(
-                    "2",
-                    "batched vs unbatched " + label,
-                    top,
-                    get("c2-batched" + flavour, top),
-                    get("c2-unbatched" + flavour, top),
-                    10,
-                )
-            )
-        for c in goals.concurrencies:
-            checks.append(
-                _ratio_check(
-                    "3",
-                    "cache hits on " + label + " vs hello-world ceiling",
-                    c,
-                    get("c3-cache" + flavour, c),
-                    get(hello, c),
-                    0.8,
-                )
-            )
-    checks.extend(_memory_checks(goals))
-    return checks
-
-
-def _memory_checks(goals: Goals) -> list[Check]:
-    by_workers = {result.workers: result for result in goals.memory if result.server == "flaskserve"}
-    if goals.model_bytes is None or 1 not in by_workers or 4 not in by_workers:
-        return [
-            Check(
-                "memory",
-                "PSS growth per extra worker",
-                "1 → 4 workers",
-                "not measured",
-                "< 25% of model",
-                None,
-            )
-        ]
-    growth = (by_workers[4].pss - by_workers[1].pss) / 3
-    share = growth / goals.model_bytes
-    return [
-        Check(
-            "memory",
-            "PSS growth per extra worker",
-            "1 → 4 workers",
-            f"{growth / 2**20:.1f} MiB ({share:.0%} of model)",
-            "< 25% of model",
-            share < 0.25,
-        )
-    ]

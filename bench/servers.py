@@ -6,8 +6,9 @@ server needs into the run's scratch folder, so the commands recorded in the repo
 the ones that ran.
 
 Every flaskserve flag the benchmark passes is named in this module's ``FLASKSERVE_*`` constants
-and nowhere else.  The optional groups (batching, cache) are probed against ``flaskserve serve
---help`` so that a build without them still runs the rest of the line-up.
+and nowhere else.  The optional groups (batching, cache, granian) are probed against ``flaskserve
+serve --help``, and summed up in :class:`Capabilities`, so that a build without them still runs
+the rest of the line-up.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import shlex
 import subprocess
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +26,14 @@ from process import free_port
 
 from models import BenchModel
 
-# The flags every flaskserve run needs, the ones that turn batching on or off, and the one that
-# sizes the response cache.  "Off" is passed explicitly (batch size 1, cache size 0) so that a
-# change of defaults can never turn a feature on behind an "off" row.
+# The flags every flaskserve run needs, the ones that turn batching on or off, the one that
+# sizes the response cache, and the one that picks granian over gunicorn.  "Off" is passed
+# explicitly (batch size 1, cache size 0) so that a change of defaults can never turn a feature
+# on behind an "off" row.
 FLASKSERVE_REQUIRED_FLAGS = ("--host", "--port", "--workers", "--threads", "--allow-pickle")
 FLASKSERVE_BATCHING_FLAGS = ("--max-batch-size", "--max-batch-delay")
 FLASKSERVE_CACHE_FLAGS = ("--cache-size",)
+FLASKSERVE_GRANIAN_FLAGS = ("--server",)
 
 MLSERVER_SKLEARN = "mlserver_sklearn.SKLearnModel"
 
@@ -57,6 +61,11 @@ class Layout:
     @property
     def peers(self) -> Path:
         return self.repo / "bench" / "peers"
+
+    @property
+    def logs(self) -> Path:
+        """Where each server's output goes, one ``<key>.log`` per server."""
+        return self.scratch / "logs"
 
     def display(self, text: str) -> str:
         """``text`` with machine-specific paths replaced, fit for the committed report."""
@@ -109,6 +118,49 @@ def flaskserve_flags(flaskserve: Path) -> set[str]:
     return {word.rstrip(",=") for word in result.stdout.split() if word.startswith("--")}
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What the installed flaskserve can be asked to do, read from the flags its ``serve`` lists.
+
+    The benchmark also measures builds that predate a feature: each row that needs one asks
+    here, and the report shows the row as absent, with the reason, instead of failing the run.
+    """
+
+    flags: frozenset[str]
+    granian_installed: bool
+
+    @classmethod
+    def probe(cls, flaskserve: Path, granian: Path) -> Capabilities:
+        """Asks the ``flaskserve`` command for its flags and looks for the ``granian`` command."""
+        return cls(frozenset(flaskserve_flags(flaskserve)), granian.exists())
+
+    def _has(self, group: tuple[str, ...]) -> bool:
+        return all(flag in self.flags for flag in group)
+
+    @property
+    def serve(self) -> bool:
+        """``flaskserve serve`` exists and takes every flag a run needs."""
+        return self._has(FLASKSERVE_REQUIRED_FLAGS)
+
+    @property
+    def missing_required(self) -> list[str]:
+        """The flags a run needs that ``flaskserve serve`` does not list."""
+        return [flag for flag in FLASKSERVE_REQUIRED_FLAGS if flag not in self.flags]
+
+    @property
+    def batching(self) -> bool:
+        return self._has(FLASKSERVE_BATCHING_FLAGS)
+
+    @property
+    def cache(self) -> bool:
+        return self._has(FLASKSERVE_CACHE_FLAGS)
+
+    @property
+    def granian(self) -> bool:
+        """flaskserve can be told to run on granian, and granian is installed to run on."""
+        return self._has(FLASKSERVE_GRANIAN_FLAGS) and self.granian_installed
+
+
 def flaskserve(
     layout: Layout,
     key: str,
@@ -116,7 +168,7 @@ def flaskserve(
     tuning: Tuning,
     port: int,
     *,
-    flags: set[str],
+    flags: AbstractSet[str],
     batching: bool = False,
     cache: bool = False,
     workers: int | None = None,
