@@ -51,7 +51,7 @@ def _model_options(command: Command) -> Command:
             "--trust-type",
             "skops_trusted_types",
             multiple=True,
-            help="A type skops may build beyond its safe set, e.g. sklearn.tree._tree.Tree (repeatable).",
+            help="A type skops may build beyond its safe set, e.g. _operator.neg (repeatable).",
         ),
         _config_option,
         click.argument("model_path", type=click.Path(path_type=Path), required=False),
@@ -183,7 +183,7 @@ def convert(source: Path, target: Path) -> None:
     This loads SOURCE, which runs any code the pickle holds: convert only files you trust.
     """
     from flaskserve.models.loaders.pickled import PickleLoader
-    from flaskserve.models.trust import TrustPolicy, file_sha256
+    from flaskserve.models.trust import DEFAULT_SKOPS_TRUSTED_TYPES, TrustPolicy, file_sha256
 
     if target.suffix.lower() != ".skops":
         raise click.UsageError("TARGET must end in .skops")
@@ -195,7 +195,7 @@ def convert(source: Path, target: Path) -> None:
     import skops.io as sio
 
     sio.dump(loaded.model, target)
-    untrusted = sio.get_untrusted_types(file=target)
+    untrusted = [t for t in sio.get_untrusted_types(file=target) if t not in DEFAULT_SKOPS_TRUSTED_TYPES]
     click.echo(f"wrote {target}")
     if untrusted:
         flags = " ".join(f"--trust-type {t}" for t in untrusted)

@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     trusted_sha256: list[str] = Field(default_factory=list)
     """SHA-256 digests of pickle/joblib and Python model files trusted one by one."""
     skops_trusted_types: list[str] = Field(default_factory=list)
-    """Types skops may build beyond its own safe set, e.g. ``sklearn.tree._tree.Tree``."""
+    """Types skops may build beyond its safe set and the checked tree types, e.g. ``_operator.neg``."""
     allow_code: bool = False
     """Trust Python model files (``model.py``) under ``model_path``; they run code when they load."""
 

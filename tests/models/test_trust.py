@@ -66,18 +66,23 @@ def test_allow_pickle_trusts_the_named_path(tmp_path: Path, linear_xy: Any) -> N
 
 
 def test_skops_with_an_untrusted_type_is_refused_until_trusted(tmp_path: Path) -> None:
+    import operator
+
     from sklearn.datasets import load_iris
-    from sklearn.tree import DecisionTreeClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
 
     features, target = load_iris(return_X_y=True)
-    path = save_model(DecisionTreeClassifier(max_depth=2).fit(features, target), tmp_path / "tree.skops")
+    model = make_pipeline(FunctionTransformer(operator.neg), LogisticRegression(max_iter=500))
+    path = save_model(model.fit(features, target), tmp_path / "negated.skops")
 
     with pytest.raises(UntrustedModel) as refused:
         load_registry(load_settings(None, model_path=path), default_loaders())
     trusted = load_registry(
-        load_settings(None, model_path=path, skops_trusted_types=["sklearn.tree._tree.Tree"]),
+        load_settings(None, model_path=path, skops_trusted_types=["_operator.neg"]),
         default_loaders(),
     )
 
-    assert "sklearn.tree._tree.Tree" in refused.value.message
-    assert trusted.names() == ["tree"]
+    assert "_operator.neg" in refused.value.message
+    assert trusted.names() == ["negated"]

@@ -1,4 +1,10 @@
-"""skops files: scikit-learn models stored without pickle's arbitrary code execution."""
+"""skops files: scikit-learn models stored without pickle's arbitrary code execution.
+
+A file loads only if every type it would build is trusted (see
+:mod:`flaskserve.models.trust`), and then only after every tree inside the model has
+been checked (:mod:`flaskserve.models.loaders.tree_check`): the trees' node arrays are
+trusted by default, so what they hold is verified before any model method runs.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from pathlib import Path
 
 from flaskserve.errors import ModelLoadError
 from flaskserve.models.loaders import LoadedFile, require
+from flaskserve.models.loaders.tree_check import check_trees
 from flaskserve.models.trust import TrustPolicy
 
 
@@ -25,4 +32,5 @@ class SkopsLoader:
             model = sio.load(path, trusted=allowed)
         except Exception as exc:
             raise ModelLoadError(f"{display_name} could not be loaded: {type(exc).__name__}") from exc
+        check_trees(model, display_name)
         return LoadedFile(model=model, platform="sklearn_skops")
