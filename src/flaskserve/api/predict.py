@@ -21,21 +21,23 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy.typing as npt
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app
 
-from flaskserve.access import MODEL_NAME_HEADER, Access, ModelFrom, model_requested
+from flaskserve.access import MODEL_NAME_HEADER, Access, HeaderLookup, ModelFrom, model_requested
 from flaskserve.errors import ModelNotFound
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.models.served import ServedModel
-from flaskserve.observability.context import note
+from flaskserve.observability.context import notes
 from flaskserve.protocols.table import ProtocolTable
 from flaskserve.protocols.wire import InferenceProtocol, WireRequest
 from flaskserve.runtime import get_runtime
-from flaskserve.web.bodies import read_body, set_model_headers
+from flaskserve.web.bodies import current_request, read_body, set_model_headers
 
 __all__ = ["init_app"]
 
 View = Callable[..., Response]
+
+_NO_QUERY: dict[str, str] = {}
 
 
 def init_app(app: Flask, protocols: ProtocolTable) -> None:
@@ -68,23 +70,29 @@ def _edge_view(protocol: InferenceProtocol[Any], access: Access) -> View:
 
 def predict(protocol: InferenceProtocol[Any], access: Access, view_args: dict[str, str]) -> Response:
     """Answer one prediction request with ``protocol``; errors propagate to the one error handler."""
-    note(protocol=protocol.name)
+    # The notes and the request are read once: this runs on every prediction.
+    said = notes()
+    said.protocol = protocol.name
+    req = current_request()
     runtime = get_runtime(current_app)
-    model = _resolve(runtime.registry, access, view_args)
-    note(model=model.name, version=model.version)
+    model = _resolve(runtime.registry, access, view_args, req.headers)
+    said.model, said.version = model.name, model.version
     wire = WireRequest(
-        body=read_body(),
-        mimetype=request.mimetype,
-        mimetype_params=request.mimetype_params,
-        headers=request.headers,
-        query=request.args,
+        body=read_body(req),
+        mimetype=req.mimetype,
+        mimetype_params=req.mimetype_params,
+        headers=req.headers,
+        # Parsed only when there is one: most prediction requests carry no query string.
+        query=req.args if req.query_string else _NO_QUERY,
     )
     decoded = protocol.decode(wire, model, runtime.settings.limits)
-    note(method=",".join(sorted(decoded.methods)), rows=int(decoded.matrix.shape[0]))
+    methods = decoded.methods
+    said.method = methods[0] if len(methods) == 1 else ",".join(sorted(methods))
+    said.rows = int(decoded.matrix.shape[0])
     results: dict[str, npt.NDArray[Any]] = {}
-    for method in decoded.methods:
+    for method in methods:
         prediction = runtime.service.predict(model, method, decoded.matrix)
-        note(cache_hit=prediction.cache_hit, batch_rows=prediction.batch_rows)
+        said.cache_hit, said.batch_rows = prediction.cache_hit, prediction.batch_rows
         results[method] = prediction.values
     answer = protocol.encode(decoded, results, model)
     response = Response(answer.body, mimetype=answer.mimetype)
@@ -93,8 +101,10 @@ def predict(protocol: InferenceProtocol[Any], access: Access, view_args: dict[st
     return set_model_headers(response, model)
 
 
-def _resolve(registry: ModelRegistry, access: Access, view_args: dict[str, str]) -> ServedModel:
-    name, version = model_requested(access, view_args, request.headers)
+def _resolve(
+    registry: ModelRegistry, access: Access, view_args: dict[str, str], headers: HeaderLookup
+) -> ServedModel:
+    name, version = model_requested(access, view_args, headers)
     if name is None and access.model_from is ModelFrom.HEADER and registry.default_name is None:
         raise ModelNotFound(
             f"several models are served and none is the default; name one with the {MODEL_NAME_HEADER} "

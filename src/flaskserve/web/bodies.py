@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Request, Response, request
 
 from flaskserve.access import MODEL_NAME_HEADER, MODEL_VERSION_HEADER
 from flaskserve.errors import PayloadTooLarge, UnsupportedMediaType
@@ -22,19 +22,31 @@ __all__ = ["json_response", "read_body", "read_optional_json", "set_model_header
 _IDENTITY = "identity"
 
 
-def read_body() -> bytes:
+def current_request() -> Request:
+    """The request object itself, for code that reads it many times per request.
+
+    Each read of Flask's ``request`` goes through a context-local proxy; the hot
+    path reads the object once.
+    """
+    found: Request = request._get_current_object()  # type: ignore[attr-defined]
+    return found
+
+
+def read_body(req: Request | None = None) -> bytes:
     """The raw body, refusing (not truncating) a chunked body that reaches the size limit.
 
     Werkzeug stops reading a body without Content-Length at the limit and returns
     what it has; a cut CSV or JSON array can still parse, so a body that fills the
     limit exactly is refused with 413 rather than answered for its first part.
+    ``req`` is the current request unless given.
     """
-    encoding = request.headers.get("Content-Encoding")
+    req = req if req is not None else current_request()
+    encoding = req.environ.get("HTTP_CONTENT_ENCODING")
     if encoding is not None and encoding.strip().lower() not in ("", _IDENTITY):
         raise UnsupportedMediaType("compressed request bodies are not accepted; send the body uncompressed")
-    body = request.get_data(cache=False)
-    limit = request.max_content_length
-    if limit is not None and request.content_length is None and len(body) >= limit:
+    body = req.get_data(cache=False)
+    limit = req.max_content_length
+    if limit is not None and req.content_length is None and len(body) >= limit:
         raise PayloadTooLarge()
     return body
 
