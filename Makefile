@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) demo-models .pytest_cache .mypy_cache .ruff_cache
+
+# Coverage-guided fuzzing of the decoders (atheris), FUZZ_RUNS executions per target, one target at a
+# time; writes its table into docs/reliability.md. Crashing inputs land in tests/reliability/fuzz/crashes/.
+FUZZ_RUNS ?= 500000
+fuzz: install
+	$(BIN)/python tests/reliability/fuzz/run.py --runs $(FUZZ_RUNS) --update-doc docs/reliability.md

@@ -187,9 +187,12 @@ def csv_matrix(body: bytes, signature: Signature, limits: RequestLimits) -> npt.
 
 def _reorder(columns: list[str], rows: list[Any], signature: Signature, *, what: str) -> npt.NDArray[Any]:
     """Rows whose columns are named by ``columns``, as a matrix in signature order."""
-    if len(set(columns)) != len(columns):
-        duplicate = next(name for name in columns if columns.count(name) > 1)
-        raise MalformedRequest(f"{what} names column '{clip(duplicate)}' twice")
+    # Positions by name, built once: a wide header costs one pass, not one pass per column.
+    positions_by_name: dict[str, int] = {}
+    for position, name in enumerate(columns):
+        if name in positions_by_name:
+            raise MalformedRequest(f"{what} names column '{clip(name)}' twice")
+        positions_by_name[name] = position
     for index, row in enumerate(rows):
         if len(row) != len(columns):
             raise ShapeMismatch(f"row {index} has {len(row)} values but {what} names {len(columns)} columns")
@@ -198,7 +201,7 @@ def _reorder(columns: list[str], rows: list[Any], signature: Signature, *, what:
     if set(columns) != set(signature.feature_names):
         # The signature names the missing or unknown column in its message.
         signature.matrix_from_records([dict.fromkeys(columns, 0)])
-    positions = [columns.index(name) for name in signature.feature_names]
+    positions = [positions_by_name[name] for name in signature.feature_names]
     return signature.matrix_from_rows([[row[i] for i in positions] for row in rows])
 
 

@@ -167,6 +167,13 @@ def _check_shape(tensor: RequestInput, limits: RequestLimits) -> None:
             f"input '{clip(tensor.name)}' declares {count} elements; at most "
             f"{limits.max_tensor_elements} are accepted per input"
         )
+    # An empty tensor may still name huge dimensions, and numpy refuses to shape even an
+    # empty array whose other dimensions multiply past its size limit.
+    if math.prod(max(dim, 1) for dim in tensor.shape) > limits.max_tensor_elements:
+        raise LimitExceeded(
+            f"input '{clip(tensor.name)}' has shape {clip(str(tensor.shape))}; its dimensions "
+            f"may multiply to at most {limits.max_tensor_elements}"
+        )
 
 
 def _binary_size(tensor: RequestInput) -> int | None:
