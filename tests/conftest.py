@@ -1,8 +1,14 @@
-"""Fixtures shared by the whole suite: models trained once, then settings → app → client."""
+"""Fixtures shared by the whole suite: models trained once, then settings → app → client.
+
+Every process a test starts must be gone when the run ends: the run adopts the
+orphans of its descendants (a server's workers whose master died), and the last
+teardown fails with the command line of any process still running.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +19,24 @@ from flask.testing import FlaskClient
 from flaskserve import testing
 from flaskserve.app import create_app
 from flaskserve.settings import Settings, load_settings
+from live_server import adopt_orphans, descendants, kill_all, wait_until_gone
+
+#: How long the processes still running when the last test ends get to exit on their own.
+SURVIVOR_GRACE_S = 5.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_run() -> Iterator[None]:
+    """Fail the run (at its last teardown) if a process the tests started is still running; kill it."""
+    adopt_orphans()
+    yield
+    if not Path("/proc").is_dir():
+        return
+    survivors = wait_until_gone(descendants(os.getpid()), SURVIVOR_GRACE_S)
+    if survivors:
+        kill_all(survivors)
+        lines = "\n".join(f"  {pid}: {command}" for pid, command in sorted(survivors.items()))
+        pytest.fail(f"processes the tests started were still running after the run:\n{lines}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

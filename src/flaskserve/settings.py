@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     """gunicorn worker processes (default: one per CPU core)."""
     threads: int | None = None
     """Threads per worker (default: see the serving guide)."""
+    header_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    """Seconds a client has to send a request's line and headers; a slower connection is closed, and
+    until its headers are complete it holds no thread (docs/reliability.md)."""
+    worker_connections: int = Field(default=1000, ge=1)
+    """Connections one worker holds open at once (being read, answered or kept alive); further
+    clients wait in the listen backlog."""
 
     allow_pickle: bool = False
     """Trust pickle/joblib files under ``model_path``; they run code when they load."""

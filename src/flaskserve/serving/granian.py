@@ -9,6 +9,17 @@ granian forks its workers from this process (Linux), and each worker is given a
 loader that returns the app built here, so models are loaded once and shared
 copy-on-write, as under gunicorn. gunicorn stays the default because its hooks
 mark the metrics files of dead workers.
+
+Slow clients: granian reads request heads in Rust, so they hold no Python thread,
+but each connection holds one of its worker's ``backpressure`` permits from the
+moment it is accepted until it closes, idle or not. With as many permits as
+threads (4 a worker), 8 clients sending their headers slowly stopped a
+two-worker server from accepting anyone else. Permits are therefore as many as
+``worker_connections``, and ``header_timeout_s`` bounds how long a request head,
+or the wait for the next request on a kept-alive connection, may take.
+
+Signals mean what :mod:`flaskserve.serving.signals` says; granian alone ignored
+``QUIT`` (its master died of it and the workers served on).
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from flask import Flask
 from flaskserve.errors import ConfigError
 from flaskserve.security.tls import ServerTLS
 from flaskserve.serving.gunicorn import default_threads, default_workers
+from flaskserve.serving.signals import GRACEFUL_TIMEOUT_S, take_over_worker_signals
 from flaskserve.settings import Settings
 
 log = logging.getLogger("flaskserve.serving")
@@ -37,7 +49,9 @@ def build_server(settings: Settings, tls: ServerTLS | None = None) -> Any:
     """
     try:
         from granian.constants import Interfaces, SSLProtocols
-        from granian.server import Server
+        from granian.http import HTTP1Settings
+
+        from flaskserve.serving.granian_master import GranianMaster
     except ImportError:
         raise ConfigError(f"--server granian needs granian: {INSTALL_HINT}") from None
     if multiprocessing.get_start_method() != "fork":
@@ -45,7 +59,7 @@ def build_server(settings: Settings, tls: ServerTLS | None = None) -> Any:
     workers = settings.workers or default_workers()
     threads = settings.threads or default_threads(settings)
     log.info("starting granian", extra={"bind": f"{settings.host}:{settings.port}", "workers": workers})
-    return Server(
+    return GranianMaster(
         # granian wants an import string; the loader below ignores it and returns the built app.
         "flaskserve.app:create_app",
         address=settings.host,
@@ -53,8 +67,14 @@ def build_server(settings: Settings, tls: ServerTLS | None = None) -> Any:
         interface=Interfaces.WSGI,
         workers=workers,
         blocking_threads=threads,
-        # As many requests in Python at once as there are threads to run them; the rest wait in Rust.
-        backpressure=threads,
+        # Permits are held per connection, not per request: as many as the connections a worker
+        # may hold. Requests beyond the threads wait for one in Rust, not in Python.
+        backpressure=settings.worker_connections,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=round(settings.header_timeout_s * 1000), keep_alive=True
+        ),
+        # A graceful stop (TERM) waits this long for requests in progress, then kills the worker.
+        workers_kill_timeout=GRACEFUL_TIMEOUT_S,
         websockets=False,
         log_access=False,
         log_dictconfig=_log_config(settings),
@@ -90,6 +110,8 @@ def serve(server: Any, app: Flask) -> None:
     """Run until stopped; every worker serves ``app`` as built (and its models as loaded) here."""
 
     def load(_target: str) -> Flask:
+        # Called in each worker process, before granian sets up its own signal handlers.
+        take_over_worker_signals(GRACEFUL_TIMEOUT_S)
         return app
 
     server.serve(target_loader=load)

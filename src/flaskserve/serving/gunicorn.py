@@ -2,7 +2,10 @@
 
 The app (and so every model) is built in the master process; gunicorn then
 forks its workers, which share the models' memory pages copy-on-write instead
-of each loading its own copy.
+of each loading its own copy. The workers are gunicorn's ``gthread`` workers
+reading request heads in their event loop, so that slow clients hold no thread
+(:mod:`flaskserve.serving.gthread`); the signals mean what
+:mod:`flaskserve.serving.signals` says.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from flaskserve.observability.gunicorn import observability_options
+from flaskserve.serving.gthread import head_reading_worker
+from flaskserve.serving.signals import GRACEFUL_TIMEOUT_S
 from flaskserve.settings import Settings, cpu_count
 
 log = logging.getLogger("flaskserve.serving")
@@ -64,12 +69,13 @@ def gunicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
         else f"{settings.host}:{settings.port}",
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": head_reading_worker(settings.header_timeout_s),
+        "worker_connections": settings.worker_connections,
         "preload_app": True,
         "accesslog": None,
         "loglevel": settings.log_level,
         "timeout": 60,
-        "graceful_timeout": 10,
+        "graceful_timeout": GRACEFUL_TIMEOUT_S,
         "keepalive": 5,
         "proc_name": "flaskserve",
         # gunicorn 27 opens a control socket at one fixed path per user: several servers
