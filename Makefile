@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean fuzz
+.PHONY: install demo test lint bench clean fuzz fuzz-api faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,19 @@ clean:
 FUZZ_RUNS ?= 500000
 fuzz: install
 	$(BIN)/python tests/reliability/fuzz/run.py --runs $(FUZZ_RUNS) --update-doc docs/reliability.md
+
+# Fuzzes the API of a real two-worker server from its own /openapi.json (schemathesis), FUZZ_EXAMPLES
+# cases per operation and mode; prints the figures docs/reliability.md quotes.
+FUZZ_EXAMPLES ?= 1000
+fuzz-api: install
+	FLASKSERVE_API_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:cacheprovider -q -s \
+		tests/reliability/test_api_fuzz.py -k test_no_server_error_and_no_answer_outside_the_document
+
+# The fault tests in their long form (docs/reliability.md, "Faults"): a worker SIGKILLed every second
+# and Redis stopped, restarted and flapping, each under load for FAULT_SECONDS; also a hanging model
+# and a read-only or full run directory (mounts need root). Prints the figures the document quotes.
+FAULT_SECONDS ?= 60
+faults: install
+	FAULT_SECONDS=$(FAULT_SECONDS) $(BIN)/python -m pytest -p no:cacheprovider -q -s -rxs \
+		tests/reliability/test_worker_kills.py tests/reliability/test_redis_faults.py \
+		tests/reliability/test_hanging_model.py tests/reliability/test_run_directory_faults.py

@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import Rule
+from werkzeug.routing import Map, Rule
 
 from flaskserve.api import docs, health, mlflow, predict, repository, simple, v1, v2
 from flaskserve.api import metrics as metrics_api
@@ -45,19 +45,21 @@ from flaskserve.serving.occupancy import count_requests
 from flaskserve.settings import Settings, load_settings
 from flaskserve.web.errors import register_error_handlers
 from flaskserve.web.json_provider import OrjsonProvider
-from flaskserve.web.routing import DeclaredRule
+from flaskserve.web.routing import DeclaredMap, DeclaredRule
 
 
 class FlaskserveApp(Flask):
     """Flask whose rules carry their access and operation, minus a per-hook coroutine check.
 
-    Every rule is a :class:`~flaskserve.web.routing.DeclaredRule`. Flask asks
+    Every rule is a :class:`~flaskserve.web.routing.DeclaredRule`, in a map that knows
+    the ``model`` converter (:class:`~flaskserve.web.routing.DeclaredMap`). Flask asks
     ``inspect.iscoroutinefunction`` about every hook and view on every request,
     to support ``async def`` views; flaskserve has none, and the check is a
     measurable share of a small prediction's time.
     """
 
     url_rule_class: type[Rule] = DeclaredRule
+    url_map_class: type[Map] = DeclaredMap
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         return func
@@ -102,6 +104,8 @@ def create_app(
         cache_ttl_s=settings.cache_ttl_s,
         clock=clock,
         occupancy=occupancy,
+        predict_timeout_s=settings.predict_timeout_s,
+        max_stuck=settings.max_stuck_predictions,
     )
     reloader = Reloader(
         settings,

@@ -28,8 +28,10 @@ errors do). The core raises these and never imports Flask.
     ├── UnsupportedMediaType (415 unsupported_media_type)
     ├── TooManyRequests (429 rate_limited)
     ├── PredictionFailed (500 prediction_failed)
+    ├── PredictionTimeout (504 prediction_timeout)
     ├── ServiceUnavailable (503 unavailable)
-    │   └── ModelNotReady (503 model_not_ready)
+    │   ├── ModelNotReady (503 model_not_ready)
+    │   └── JournalUnavailable (503 journal_unavailable)
     ├── ModelLoadError (500 model_load_failed)
     │   └── UntrustedModel (500 untrusted_model)
     └── ConfigError (500 invalid_config): the operator's configuration, at start-up
@@ -45,7 +47,9 @@ from typing import ClassVar
 
 
 class FlaskserveError(Exception):
-    """Base of every error flaskserve raises on purpose."""
+    """Base of every error flaskserve raises on purpose. As ``internal_error``, it answers anything
+    unexpected: a 500 whose message carries only an error id, under which the traceback is logged.
+    """
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
@@ -60,6 +64,8 @@ class FlaskserveError(Exception):
 
 
 class BadRequest(FlaskserveError):
+    """The request is not valid: the base of every 400, raised as itself for a bad parameter."""
+
     status = 400
     code = "bad_request"
     default_message = "the request is not valid"
@@ -80,22 +86,32 @@ class InvalidInput(BadRequest):
 
 
 class MissingFeature(InvalidInput):
+    """A row lacks a feature of the model's signature; the message names it and the expected ones."""
+
     code = "missing_feature"
 
 
 class UnknownFeature(InvalidInput):
+    """A row names a feature the model does not take."""
+
     code = "unknown_feature"
 
 
 class WrongFeatureCount(InvalidInput):
+    """A row given by position has more or fewer values than the model has features."""
+
     code = "wrong_feature_count"
 
 
 class InvalidValue(InvalidInput):
+    """A value does not fit its feature: a string for a number, or ``null`` without ``allow_missing``."""
+
     code = "invalid_value"
 
 
 class ShapeMismatch(InvalidInput):
+    """A tensor's data does not fill the shape it declares, or that shape does not fit the model."""
+
     code = "shape_mismatch"
 
 
@@ -112,44 +128,60 @@ class LimitExceeded(BadRequest):
 
 
 class Unauthorized(FlaskserveError):
+    """The route needs an API key (the key file holds keys) and the request sent none, or an invalid one."""
+
     status = 401
     code = "unauthorized"
     default_message = "a valid API key is required: send 'Authorization: Bearer <key>'"
 
 
 class Forbidden(FlaskserveError):
+    """The API key is valid but lacks the scope the route needs (e.g. ``predict:iris``)."""
+
     status = 403
     code = "forbidden"
     default_message = "this API key does not have the scope this route needs"
 
 
 class NotFound(FlaskserveError):
+    """No route matches the URL; ``GET /`` lists what the server offers."""
+
     status = 404
     code = "not_found"
     default_message = "not found"
 
 
 class ModelNotFound(NotFound):
+    """The request names a model the server does not serve."""
+
     code = "model_not_found"
 
 
 class VersionNotFound(NotFound):
+    """The model is served, but not in the version the request names."""
+
     code = "version_not_found"
 
 
 class PayloadTooLarge(FlaskserveError):
+    """The body is larger than ``limits.max_body_bytes`` (chunked bodies too)."""
+
     status = 413
     code = "payload_too_large"
     default_message = "the request body is larger than the server accepts"
 
 
 class UnsupportedMediaType(FlaskserveError):
+    """The body is not of a type the route reads (JSON, or a protocol's CSV or binary), or is compressed."""
+
     status = 415
     code = "unsupported_media_type"
     default_message = "send the body as JSON with 'Content-Type: application/json'"
 
 
 class TooManyRequests(FlaskserveError):
+    """The client spent its rate limit; ``Retry-After`` says how many seconds to wait."""
+
     status = 429
     code = "rate_limited"
     default_message = "too many requests: slow down and retry later"
@@ -166,14 +198,43 @@ class PredictionFailed(FlaskserveError):
         self.error_id = error_id
 
 
+class PredictionTimeout(FlaskserveError):
+    """The model did not answer within ``predict_timeout_s``. The message carries an error id, as in the log.
+
+    The call may still be running: Python cannot stop it, so it keeps its thread until it returns.
+    """
+
+    status = 504
+    code = "prediction_timeout"
+
+    def __init__(self, message: str | None = None, *, error_id: str) -> None:
+        super().__init__(message)
+        self.error_id = error_id
+
+
 class ServiceUnavailable(FlaskserveError):
+    """The server cannot answer for now, e.g. rate limits cannot be counted; ``Retry-After`` is set."""
+
     status = 503
     code = "unavailable"
     default_message = "the service is not ready"
 
 
 class ModelNotReady(ServiceUnavailable):
+    """The model is still loading, or failed to load."""
+
     code = "model_not_ready"
+
+
+class JournalUnavailable(ServiceUnavailable):
+    """The repository journal could not be written (a read-only or full run directory).
+
+    The action asked for was not carried out, in this worker or any other: what was served before
+    keeps serving.
+    """
+
+    code = "journal_unavailable"
+    default_message = "the server cannot record model changes right now; the models served are unchanged"
 
 
 class ModelLoadError(FlaskserveError):

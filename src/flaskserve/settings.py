@@ -73,6 +73,8 @@ class ModelSettings(BaseModel):
     """Overrides the server-wide ``cache_size`` for this model (0 turns its cache off)."""
     rate_limit: RateLimitText | None = None
     """Overrides the server-wide ``rate_limit`` for this model's prediction routes."""
+    predict_timeout_s: float | None = Field(default=None, ge=0)
+    """Overrides the server-wide ``predict_timeout_s`` for this model (0 turns its timeout off)."""
 
 
 class RequestLimits(BaseModel):
@@ -146,6 +148,14 @@ class Settings(BaseSettings):
     """Seconds a cached prediction stays valid; none means until evicted."""
     cache_max_bytes: int | None = 64 * 1024 * 1024
     """Bytes of answers the prediction cache of one model version may hold; none means no byte bound."""
+    predict_timeout_s: float = Field(default=0.0, ge=0)
+    """Seconds a model call may take before its request is answered 504 ``prediction_timeout``; 0 (the
+    default) waits as long as the model takes. On, each call is handed to a thread of its own, which
+    added 50 to 270 µs to a one-row request (docs/reliability.md), so it is off unless asked for; a
+    model's own ``predict_timeout_s`` turns it on for that model alone."""
+    max_stuck_predictions: int = Field(default=2, ge=1)
+    """Model calls past ``predict_timeout_s`` still running in one worker before the worker asks to be
+    replaced; it stops gracefully, finishing the requests it holds, and the server starts another."""
     server: Literal["gunicorn", "granian"] = "gunicorn"
     """The WSGI server ``flaskserve serve`` runs: gunicorn, or granian (the ``granian`` extra)."""
 

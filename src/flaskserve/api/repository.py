@@ -19,10 +19,10 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app
 
 from flaskserve.access import ADMIN, READ
-from flaskserve.errors import ModelLoadError, UntrustedModel
+from flaskserve.errors import JournalUnavailable, ModelLoadError, UntrustedModel
 from flaskserve.lifecycle.reloader import Reloader
 from flaskserve.observability.context import note
-from flaskserve.protocols.openapi import Operation
+from flaskserve.protocols.openapi import Link, Operation
 from flaskserve.protocols.v2 import repository as wire
 from flaskserve.runtime import get_runtime
 from flaskserve.security import audit
@@ -50,12 +50,26 @@ def _reloader() -> Reloader:
 
 
 def _optional_json() -> Any:
-    """The parsed body, or ``None`` when there is none: both requests are optional."""
-    return read_optional_json(get_runtime(current_app).settings.limits.max_json_depth)
+    """The parsed body, or ``{}`` when there is none: both bodies are optional, but not ``null``."""
+    return read_optional_json(get_runtime(current_app).settings.limits.max_json_depth, absent={})
 
 
 _EMPTY = {"application/json": {"type": "object", "maxProperties": 0}}
 _BY_NAME = (400, 404, 415)
+#: The model the answered request named.
+_SAME_MODEL = {"name": "$request.path.name"}
+#: What a client may do with a model it has just loaded.
+_AFTER_LOAD = (
+    Link("infer", "POST", "/v2/models/<name>/infer", _SAME_MODEL, "Predict with the model just loaded."),
+    Link("metadata", "GET", "/v2/models/<name>", _SAME_MODEL, "Its inputs and outputs."),
+    Link("ready", "GET", "/v2/models/<name>/ready", _SAME_MODEL, "Its readiness: ready."),
+    Link("unload", "POST", "/v2/repository/models/<name>/unload", _SAME_MODEL, "Stop serving it again."),
+)
+#: What a client may do with a model it has just unloaded.
+_AFTER_UNLOAD = (
+    Link("load", "POST", "/v2/repository/models/<name>/load", _SAME_MODEL, "Serve it again."),
+    Link("ready", "GET", "/v2/models/<name>/ready", _SAME_MODEL, "Its readiness: no longer served (404)."),
+)
 
 
 @blueprint.post(
@@ -65,6 +79,7 @@ _BY_NAME = (400, 404, 415)
         "Model repository: every model version, served or only on disk, with its state",
         "v2",
         request={"application/json": wire.RepositoryIndexRequest},
+        request_required=False,
         response={"application/json": wire.RepositoryIndex},
         errors=(400, 415),
         description='The body is optional; {"ready": true} lists only the versions that are ready.',
@@ -86,8 +101,10 @@ def index() -> Response:
         "Model repository: load or reload every version of a model",
         "v2",
         request={"application/json": wire.LoadRequest},
+        request_required=False,
         response=_EMPTY,
         errors=_BY_NAME,
+        links=_AFTER_LOAD,
         description=(
             "Rescans the model's folder and loads every version with the server's trust policy and "
             "settings, then serves them all at once. On failure (400) the versions served before "
@@ -104,6 +121,9 @@ def load(name: str) -> Response:
         outcome: audit.Outcome = "refused" if isinstance(exc, UntrustedModel) else "failed"
         audit.record("load", model=name, outcome=outcome, reason=exc.message)
         return error_response(400, exc.code, exc.message)
+    except JournalUnavailable as exc:
+        audit.record("load", model=name, outcome="failed", reason=exc.message)
+        raise
     note(model=name)
     for model in models:
         audit.record("load", model=name, version=model.version, sha256=model.sha256)
@@ -117,15 +137,21 @@ def load(name: str) -> Response:
         "Model repository: stop serving every version of a model",
         "v2",
         request={"application/json": wire.LoadRequest},
+        request_required=False,
         response=_EMPTY,
         errors=_BY_NAME,
+        links=_AFTER_UNLOAD,
         description="A model that is not loaded answers 404. Needs the admin scope.",
     ),
 )
 def unload(name: str) -> Response:
     """Stop serving every version of a model."""
     wire.decode_load_request(_optional_json())
-    removed = _reloader().unload(name)
+    try:
+        removed = _reloader().unload(name)
+    except JournalUnavailable as exc:
+        audit.record("unload", model=name, outcome="failed", reason=exc.message)
+        raise
     for entry in removed:
         sha256 = entry.model.sha256 if entry.model is not None else None
         audit.record("unload", model=name, version=entry.version, sha256=sha256)

@@ -30,7 +30,7 @@ def list_models() -> Response:
 
 
 @blueprint.get(
-    "/v1/models/<name>",
+    "/v1/models/<model:name>",
     access=READ,
     operation=Operation(
         "Model readiness (200 ready, 503 not ready)",

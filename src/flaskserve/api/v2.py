@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from flaskserve.access import OPEN, READ
-from flaskserve.errors import ModelNotReady
+from flaskserve.errors import BadRequest, ModelNotReady, clip
 from flaskserve.models.registry import ModelState
 from flaskserve.protocols import v2
 from flaskserve.protocols.openapi import Operation, Parameter
@@ -20,6 +20,7 @@ from flaskserve.web.bodies import json_response
 blueprint = Blueprint("v2", __name__)
 
 _NOT_READY = (404, 503)
+_CONTENT_TYPES = ("np", "pd")
 
 _MODEL_METADATA = Operation(
     "Model metadata: input and output tensors",
@@ -30,7 +31,7 @@ _MODEL_METADATA = Operation(
         Parameter(
             "content_type",
             "np (default): one [-1, n_features] input; pd: one input per feature.",
-            {"type": "string", "enum": ["np", "pd"]},
+            {"type": "string", "enum": list(_CONTENT_TYPES)},
         ),
     ),
 )
@@ -63,7 +64,9 @@ def model_metadata(name: str, version: str | None = None) -> Response:
     registry = get_runtime(current_app).registry
     model = registry.resolve(name, version)
     versions = [entry.version for entry in registry.entries(name)] if version is None else None
-    content_type = "pd" if request.args.get("content_type") == "pd" else "np"
+    content_type = request.args.get("content_type", "np")
+    if content_type not in _CONTENT_TYPES:
+        raise BadRequest(f"content_type must be 'np' or 'pd'; got '{clip(content_type)}'")
     return json_response(v2.model_metadata(model, versions=versions, content_type=content_type), model=model)
 
 

@@ -20,6 +20,10 @@ Guarantees:
 * when a batched call fails, every member is retried on its own, so a request
   that poisons a batch fails alone and the others still get their answers
   (a model that fails on everything costs one extra call per request, once);
+* a batched call that runs out of time (:class:`~flaskserve.errors.PredictionTimeout`)
+  is not retried: every member has waited its time already, and each gets the
+  timeout error. So a request waits at most two timeouts and the batch delay:
+  the batch ahead of it, then its own;
 * no thread is started, so a batcher made before ``fork`` is safe, though the
   service makes them lazily in each worker anyway.
 
@@ -37,6 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from flaskserve.errors import PredictionTimeout
 from flaskserve.inference.clock import Clock, SystemClock
 
 Matrix = npt.NDArray[Any]
@@ -207,6 +212,10 @@ class Batcher:
         rows = int(matrix.shape[0])
         try:
             values = self._call(matrix)
+        except PredictionTimeout as error:
+            for pending in batch:
+                pending.error, pending.done = error, True
+            return
         except Exception:
             # Find the culprit(s): each member gets its own call, its own answer or its own error.
             for pending in batch:

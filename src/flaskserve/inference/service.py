@@ -13,11 +13,20 @@ process that serves (never before a fork), one route::
 A cache hit answers without queueing; a miss joins the batch, and its own
 slice of the answer is stored. Each stage is skipped when its setting turns it
 off. Settings come from the model's own settings, else the server-wide ones.
+
+With ``predict_timeout_s`` on, the isolated call runs on a thread of a
+:class:`TimedCalls` pool and the request waits for it at most that long, then
+fails with :class:`~flaskserve.errors.PredictionTimeout` (504). Python cannot
+stop a thread, so the call that hangs keeps its thread until it returns; once
+``max_stuck`` calls hang at once, the process asks to be replaced (``retire``).
 """
 
 from __future__ import annotations
 
+import _thread
 import logging
+import os
+import signal
 import threading
 import time
 import uuid
@@ -27,7 +36,7 @@ from typing import Any
 
 import numpy.typing as npt
 
-from flaskserve.errors import FlaskserveError, LimitExceeded, PredictionFailed
+from flaskserve.errors import FlaskserveError, LimitExceeded, PredictionFailed, PredictionTimeout
 from flaskserve.inference.batcher import Batcher, Occupancy
 from flaskserve.inference.cache import KeyMaker, PredictionCache
 from flaskserve.inference.clock import Clock, SystemClock
@@ -91,6 +100,197 @@ def call_isolated(
     return values
 
 
+#: Seconds a process serves before stuck calls make it ask to be replaced (see :class:`TimedCalls`).
+RETIRE_AFTER_S = 6.0
+
+
+class TimedCalls:
+    """Runs calls on threads of its own, so that a caller can stop waiting for one that hangs.
+
+    A call takes an idle thread of the pool, or starts one when none is idle, and
+    its caller waits for the answer at most ``timeout_s``. A thread whose call is
+    past its time is *stuck*: it is not idle, so it never delays another call, and
+    it serves again once its call returns. The threads are daemons, so a stuck one
+    never keeps its process from exiting. When ``max_stuck`` calls are stuck at
+    once, ``retire`` is called, once: only the process's exit frees those threads.
+    It is called no sooner than ``retire_after_s`` after the pool's first call in
+    its process, so that a model that hangs on every call cannot make the server
+    replace a worker every second (granian even stops altogether when a worker it
+    started less than 5.5 s ago exits).
+
+    Threads are started in the process that calls, never before a ``fork``; a
+    pool inherited across one starts afresh (the parent's threads are not in the child).
+    """
+
+    def __init__(
+        self, max_stuck: int, retire: Callable[[], None], retire_after_s: float = RETIRE_AFTER_S
+    ) -> None:
+        self.max_stuck = max_stuck
+        self.retire_after_s = retire_after_s
+        self._retire = retire
+        self._lock = threading.Lock()
+        self._idle: list[_Runner] = []
+        self._pid = os.getpid()
+        self._started = time.monotonic()
+        self._stuck = 0
+        self._retired = False
+
+    @property
+    def stuck(self) -> int:
+        """Calls past their time that have not returned yet."""
+        return self._stuck
+
+    def bounded(
+        self, function: Callable[[Matrix], Matrix], timeout_s: float, name: str
+    ) -> Callable[[Matrix], Matrix]:
+        """``function``, run by this pool with ``timeout_s`` as its limit; ``name`` is the model's."""
+
+        def call(matrix: Matrix) -> Matrix:
+            return self.run(function, matrix, timeout_s, name)
+
+        return call
+
+    def run(
+        self, function: Callable[[Matrix], Matrix], matrix: Matrix, timeout_s: float, name: str
+    ) -> Matrix:
+        """``function(matrix)``, or :class:`PredictionTimeout` once it has taken ``timeout_s``."""
+        job = _Job(function, matrix)
+        if self._pid != os.getpid():
+            self._after_fork()
+        try:
+            runner = self._idle.pop()
+        except IndexError:
+            runner = _Runner(self)
+        runner.start(job)
+        if not job.done.acquire(timeout=timeout_s) and not self._abandon(job):
+            raise self._timed_out(name, timeout_s)
+        if job.error is not None:
+            raise job.error
+        return job.value
+
+    def _abandon(self, job: _Job) -> bool:
+        """Give up on ``job``; ``True`` if it finished meanwhile after all (its answer is then ready)."""
+        with self._lock:
+            if job.finished:
+                finished = True
+            else:
+                finished, job.abandoned = False, True
+                self._stuck += 1
+                retire = self._stuck >= self.max_stuck and not self._retired
+                self._retired = self._retired or retire
+        if finished:
+            job.done.acquire()
+            return True
+        if retire:
+            delay = self.retire_after_s - (time.monotonic() - self._started)
+            if delay > 0:
+                timer = threading.Timer(delay, self._retire)
+                timer.daemon = True
+                timer.start()
+            else:
+                self._retire()
+        return False
+
+    def _timed_out(self, name: str, timeout_s: float) -> PredictionTimeout:
+        error_id = uuid.uuid4().hex[:16]
+        log.error(
+            "model did not answer in time; its call goes on in the background",
+            extra={"error_id": error_id, "model": name, "timeout_s": timeout_s, "stuck_calls": self._stuck},
+        )
+        return PredictionTimeout(
+            f"model '{name}' did not answer within {timeout_s:g} s (error id {error_id})", error_id=error_id
+        )
+
+    def _finished(self, runner: _Runner, job: _Job) -> None:
+        """Called by a runner's thread when its call returned: hand the answer over, become idle."""
+        with self._lock:
+            job.finished = True
+            late = job.abandoned
+            if late:
+                self._stuck -= 1
+        # Idle before the caller wakes: its next call takes this thread instead of starting one.
+        self._idle.append(runner)
+        if late:
+            log.warning("a model call that had timed out returned", extra={"stuck_calls": self._stuck})
+        else:
+            job.done.release()
+
+    def _after_fork(self) -> None:
+        # A new lock: the parent's may have been held by a thread that does not exist here.
+        self._lock = threading.Lock()
+        self._idle, self._stuck, self._retired = [], 0, False
+        self._pid, self._started = os.getpid(), time.monotonic()
+
+
+class _Job:
+    """One call handed to a runner: the function, its argument, and later its answer."""
+
+    __slots__ = ("abandoned", "done", "error", "finished", "function", "matrix", "value")
+
+    def __init__(self, function: Callable[[Matrix], Matrix], matrix: Matrix) -> None:
+        self.function = function
+        self.matrix = matrix
+        #: Held until the answer is in; its holder (the caller) waits on it.
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+        self.value: Matrix = matrix
+        self.error: BaseException | None = None
+        self.finished = False
+        self.abandoned = False
+
+
+class _Runner:
+    """A daemon thread of a :class:`TimedCalls` pool, woken by a lock for each call it is given."""
+
+    __slots__ = ("_job", "_pool", "_wake")
+
+    def __init__(self, pool: TimedCalls) -> None:
+        self._pool = pool
+        self._wake = _thread.allocate_lock()
+        self._wake.acquire()
+        self._job: _Job | None = None
+        threading.Thread(target=self._serve, name="flaskserve-model-call", daemon=True).start()
+
+    def start(self, job: _Job) -> None:
+        self._job = job
+        self._wake.release()
+
+    def _serve(self) -> None:
+        while True:
+            self._wake.acquire()
+            job = self._job
+            assert job is not None
+            try:
+                job.value = job.function(job.matrix)
+            except BaseException as error:
+                job.error = error
+            self._job = None
+            self._pool._finished(self, job)
+
+
+def replace_forked_worker() -> Callable[[], None]:
+    """The default ``retire``: a worker process forked from this one stops gracefully, to be replaced.
+
+    gunicorn's and granian's masters build the app, then fork the workers that
+    serve it; a worker that gets ``TERM`` finishes the requests it holds and exits,
+    and its master starts a new one. The process that built the app (a test, or
+    ``flask run``) has no master to replace it, so there the call only logs.
+    """
+    builder = os.getpid()
+
+    def retire() -> None:
+        if os.getpid() == builder:
+            log.error("model calls are stuck past their timeout; restart the server to free their threads")
+            return
+        log.error(
+            "model calls are stuck past their timeout; this worker stops gracefully to be replaced",
+            extra={"pid": os.getpid()},
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    return retire
+
+
 class InferenceService:
     """Runs predictions for every protocol; one per app.
 
@@ -98,6 +298,9 @@ class InferenceService:
     settings do not override them. ``clock`` drives batch delays and cache
     expiry; ``occupancy`` (requests inside the process, counted at the WSGI
     edge) lets a batch leader stop waiting when no one else can join.
+    ``predict_timeout_s`` (0: none) bounds each model call; ``retire`` is called
+    once ``max_stuck`` calls are past it at once, and not in the first
+    ``retire_after_s`` (default: :func:`replace_forked_worker`).
     """
 
     def __init__(
@@ -112,6 +315,10 @@ class InferenceService:
         cache_ttl_s: float | None = None,
         clock: Clock | None = None,
         occupancy: Occupancy | None = None,
+        predict_timeout_s: float = 0.0,
+        max_stuck: int = 2,
+        retire: Callable[[], None] | None = None,
+        retire_after_s: float = RETIRE_AFTER_S,
     ) -> None:
         self.max_rows = max_rows
         self.observer: InferenceObserver = observer or NullObserver()
@@ -122,6 +329,10 @@ class InferenceService:
         self.cache_ttl_s = cache_ttl_s
         self.clock: Clock = clock or SystemClock()
         self.occupancy = occupancy
+        self.predict_timeout_s = predict_timeout_s
+        self.timed_calls = TimedCalls(
+            max_stuck, retire if retire is not None else replace_forked_worker(), retire_after_s
+        )
         self._routes: dict[tuple[str, str, str], _Route] = {}
         self._caches: dict[tuple[str, str], tuple[ServedModel, PredictionCache | None]] = {}
         self._building = threading.Lock()
@@ -144,6 +355,11 @@ class InferenceService:
         size = own.max_batch_size if own.max_batch_size is not None else self.max_batch_size
         delay = own.max_batch_delay_ms if own.max_batch_delay_ms is not None else self.max_batch_delay_ms
         return size, delay
+
+    def timeout_s(self, model: ServedModel) -> float:
+        """Seconds a call of ``model`` may take before its request fails; 0 when there is no limit."""
+        own = model.settings.predict_timeout_s
+        return own if own is not None else self.predict_timeout_s
 
     def cache_entries(self, model: ServedModel) -> int:
         """Cache entries in force for ``model``; 0 when its cache is off."""
@@ -171,8 +387,11 @@ class InferenceService:
             kernel = model.kernel(method)
             observer = self._current_observer
 
-            def call(matrix: Matrix) -> Matrix:
+            def isolated(matrix: Matrix) -> Matrix:
                 return call_isolated(model, method, matrix, observer(), kernel)
+
+            timeout_s = self.timeout_s(model)
+            call = self.timed_calls.bounded(isolated, timeout_s, model.name) if timeout_s > 0 else isolated
 
             batcher = None
             size, delay_ms = self.batch_settings(model)

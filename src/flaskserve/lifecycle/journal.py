@@ -7,7 +7,10 @@ journal, one JSON line per action, and every worker applies the lines it has not
 applied yet, in order, before it handles its next request. A worker that
 gunicorn starts later (a replacement for one that died) is forked from the
 master, which never applies anything, so it replays the journal from the first
-line and ends up in the same state as its siblings.
+line and ends up in the same state as its siblings. A model ends as its last
+action leaves it (a load reloads every version from its files, an unload removes
+them), so a replay applies only each model's last action: a replacement worker
+loads each model at most once, however long the journal has grown.
 
 Writers hold an exclusive ``flock`` on the file while they catch up, act and
 append, so actions are totally ordered and a writer never acts on a stale
@@ -19,11 +22,19 @@ append: a memory read, a few times cheaper than a ``stat`` of the journal. Each
 inherited across ``fork`` shares its lock with the parent and every sibling and
 would exclude nobody.
 
+A run directory that turns read-only or full under a running server makes an
+append fail with :class:`~flaskserve.errors.JournalUnavailable` and leaves the
+journal as it was: a line written in part is cut off again, so no worker ever
+reads half an action. The shared mark's bytes are allocated when it is created,
+so a store into it never meets a full disk (which would kill the process with
+``SIGBUS``).
+
 No Flask here: paths, bytes and plain values.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import mmap
@@ -35,6 +46,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+
+from flaskserve.errors import JournalUnavailable
 
 __all__ = ["JOURNAL_FILE", "Action", "Journal", "JournalEntry"]
 
@@ -95,8 +108,13 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.touch(mode=0o600, exist_ok=True)
-        self._mark = _shared_mark(path.with_name(path.name + ".size"))
+        try:
+            path.touch(mode=0o600, exist_ok=True)
+            self._mark = _shared_mark(path.with_name(path.name + ".size"))
+        except OSError as exc:
+            raise JournalUnavailable(
+                f"the run directory cannot hold the repository journal: {_reason(exc)}"
+            ) from exc
         #: Bytes of whole lines this process has applied (or written itself).
         self._offset = 0
         #: The shared mark when this process last caught up: what :meth:`changed` compares to.
@@ -111,11 +129,13 @@ class Journal:
         return self._mark[:_MARK_BYTES] != self._applied_mark
 
     def replay(self, apply: Callable[[JournalEntry], None]) -> None:
-        """Apply every whole line appended since the last call, in order, then move past them.
+        """Apply the whole lines appended since the last call, then move past them.
 
-        The position moves only after ``apply`` returned for every entry, so a
-        concurrent request that also saw the file change waits for the caller's
-        lock and then finds nothing left to do: it never runs on the old state.
+        Of each model's entries only the last is applied (see the module docstring),
+        in the journal's order. The position moves only after ``apply`` returned for
+        every entry, so a concurrent request that also saw the file change waits for
+        the caller's lock and then finds nothing left to do: it never runs on the old
+        state.
         """
         # Read before the file: if a writer appends meanwhile, the next check sees a newer mark.
         mark = self._mark[:_MARK_BYTES]
@@ -123,6 +143,7 @@ class Journal:
             stream.seek(self._offset)
             tail = stream.read()
         complete = tail.rfind(b"\n") + 1
+        latest: dict[str, JournalEntry] = {}
         for line in tail[:complete].splitlines():
             entry = JournalEntry.decode(line)
             if entry is None:
@@ -130,6 +151,9 @@ class Journal:
                 continue
             if entry.seq <= self._last_seq:
                 continue
+            latest.pop(entry.model, None)
+            latest[entry.model] = entry
+        for entry in latest.values():
             apply(entry)
             self._last_seq = entry.seq
         # A half-written last line is left for next time: its writer is still at it (and has not
@@ -142,13 +166,21 @@ class Journal:
         """Hold the journal's lock, catch up with ``apply``, and yield a function that appends one entry.
 
         Everything inside the block is ordered with every other process's actions.
-        Call the yielded ``append(action, model, versions)`` only once the action
-        has succeeded here: a failed action is not journaled, so no sibling repeats it.
+        Call the yielded ``append(action, model, versions)`` once the action is
+        ready to take effect here and before it does: a failed action is not
+        journaled, so no sibling repeats it, and an append that fails raises
+        :class:`JournalUnavailable` before this process changed anything.
         """
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise JournalUnavailable(_unwritable(exc)) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self.replay(apply)
+            try:
+                self.replay(apply)
+            except OSError as exc:
+                raise JournalUnavailable(_unwritable(exc)) from exc
 
             def append(action: Action, model: str, versions: Mapping[str, str] | None = None) -> JournalEntry:
                 entry = JournalEntry(self._last_seq + 1, action, model, dict(versions or {}), os.getpid())
@@ -157,7 +189,7 @@ class Journal:
                 if size != self._offset:
                     # Bytes nobody finished (a writer killed mid-line): end them, so this line stays whole.
                     line = b"\n" + line
-                os.write(fd, line)
+                _write_whole(fd, line, size)
                 self._offset = size + len(line)
                 self._applied_mark = self._offset.to_bytes(_MARK_BYTES, "little")
                 self._mark[:_MARK_BYTES] = self._applied_mark
@@ -172,13 +204,51 @@ class Journal:
 _MARK_BYTES = 8
 
 
+def _write_whole(fd: int, line: bytes, size: int) -> None:
+    """Append ``line`` to a journal of ``size`` bytes, all of it or none: a part written is cut off again.
+
+    The caller holds the journal's lock, so no other writer has appended since ``size`` was read.
+    """
+    written = 0
+    try:
+        while written < len(line):
+            count = os.write(fd, line[written:])
+            if count == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            written += count
+    except OSError as exc:
+        if written:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                # The next writer ends the stray bytes with a newline; readers skip that line.
+                log.warning("could not remove a partly written repository journal line")
+        raise JournalUnavailable(_unwritable(exc)) from exc
+
+
+def _unwritable(exc: OSError) -> str:
+    return (
+        f"the server cannot record this change in its repository journal ({_reason(exc)}), so it was "
+        "not made: the models served are unchanged; free or fix the run directory, then retry"
+    )
+
+
+def _reason(exc: OSError) -> str:
+    """The system's words for ``exc`` (e.g. "No space left on device"), without the path it names."""
+    return exc.strerror or type(exc).__name__
+
+
 def _shared_mark(path: Path) -> mmap.mmap:
     """Eight bytes of ``path`` mapped shared: every process that maps it (or inherits it) sees each store."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         if os.fstat(fd).st_size < _MARK_BYTES:
-            # Extends with zeros; a file another process already extended is left as it is.
-            os.ftruncate(fd, _MARK_BYTES)
+            # Extends with zeros and allocates them; a file another process already extended is left
+            # as it is. Allocated now, the page can never fail a store on a full disk later.
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, _MARK_BYTES)
+            else:  # pragma: no cover - macOS
+                os.ftruncate(fd, _MARK_BYTES)
         return mmap.mmap(fd, _MARK_BYTES, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     finally:
         os.close(fd)

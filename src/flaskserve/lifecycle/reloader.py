@@ -13,6 +13,13 @@ the action, and the others repeat it before their next request (see
 :meth:`Reloader.before_request`). Without a journal (an app built in a test, or
 under ``flask run``) the actions are local to the one process.
 
+An action is journaled after its work is done (the versions loaded) and before
+it takes effect (the registry swapped): when the journal cannot be written (a
+read-only or full run directory), the action fails with
+:class:`~flaskserve.errors.JournalUnavailable` and changes nothing, here or in
+any sibling. A journal that cannot be read leaves a worker on the models it has,
+and serving goes on.
+
 A model being loaded is shown as ``LOADING`` in the index, while the registry
 keeps serving what it had: a registry entry in that state would make readiness
 fail for as long as the load takes, and take a busy server out of rotation.
@@ -94,6 +101,8 @@ class Reloader:
         self._lock = threading.RLock()
         self._unloaded: set[str] = set()
         self._loading: set[str] = set()
+        #: The journal could not be read when last tried (logged once until it can be again).
+        self._unreadable = False
 
     @property
     def journal(self) -> Journal | None:
@@ -149,14 +158,15 @@ class Reloader:
         """(Re)load every version of ``name`` and serve them, or raise and change nothing.
 
         Raises :class:`ModelNotFound` when there is nothing of that name to load and
-        :class:`ModelLoadError` (or :class:`UntrustedModel`) when a version fails.
+        :class:`ModelLoadError` (or :class:`UntrustedModel`) when a version fails, and
+        :class:`JournalUnavailable` when the action cannot be journaled.
         """
         self._check_name(name)
         with self._lock, self._ordered() as append:
             sources = self._sources(name)
             models = self._load_sources(name, sources, self._observer)
-            self._swap(name, models)
             append("load", name, {m.version: m.sha256 for m in models})
+            self._swap(name, models)
         return models
 
     def unload(self, name: str) -> list[ModelEntry]:
@@ -169,8 +179,8 @@ class Reloader:
                     f"model '{name}' is not loaded, so it cannot be unloaded; "
                     f"loaded models: {', '.join(self._registry.names()) or 'none'}"
                 )
-            self._remove(name)
             append("unload", name)
+            self._remove(name)
         return removed
 
     # -- other processes' actions ---------------------------------------------------
@@ -190,8 +200,22 @@ class Reloader:
         if journal is None:
             return
         with self._lock:
-            if journal.changed():
+            if not journal.changed():
+                return
+            try:
                 journal.replay(self._apply)
+            except OSError as exc:
+                # The request waiting on this is served with the models this worker has.
+                if not self._unreadable:
+                    log.error(
+                        "cannot read the repository journal; this worker keeps its models until it can",
+                        extra={"error": exc.strerror or type(exc).__name__},
+                    )
+                self._unreadable = True
+            else:
+                if self._unreadable:
+                    log.info("the repository journal is readable again")
+                self._unreadable = False
 
     def _apply(self, entry: JournalEntry) -> None:
         """Repeat one journaled action; a failure is logged and leaves this worker as it was."""

@@ -8,7 +8,10 @@ a generic answer, so the document never omits what the server serves.
 
 Path parameters named ``name`` and ``version`` list the served models and
 versions as enums, so that clients generated from the document — and fuzzers —
-reach real models. Pure: no Flask.
+reach real models. An operation's :class:`Link` entries become OpenAPI links on
+its success answers (loading a model leads to predicting with it), which
+stateful clients and fuzzers follow; a link to a route the app does not serve is
+left out. Pure: no Flask.
 """
 
 from __future__ import annotations
@@ -44,6 +47,22 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A call that may follow a successful answer, and where its parameters come from.
+
+    ``rule`` is the followed route as declared (``/v2/models/<name>/infer``) or in
+    OpenAPI syntax; ``parameters`` maps its parameters to runtime expressions such as
+    ``$request.path.name`` (the same model the answered request named).
+    """
+
+    name: str
+    method: str
+    rule: str
+    parameters: Mapping[str, str]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Operation:
     """What one route does, for the document: summary, bodies and the error statuses it can answer."""
 
@@ -51,6 +70,8 @@ class Operation:
     tag: str
     #: Request bodies by media type.
     request: Mapping[str, BodySchema] = field(default_factory=dict)
+    #: Whether a request must carry a body; routes whose body is optional say False.
+    request_required: bool = True
     #: The success body by media type (status ``success``).
     response: Mapping[str, BodySchema] = field(default_factory=dict)
     #: Statuses answered with the success body (readiness routes answer 503 with it too).
@@ -59,6 +80,8 @@ class Operation:
     errors: tuple[int, ...] = ()
     parameters: tuple[Parameter, ...] = ()
     description: str = ""
+    #: Calls that may follow a success answer (OpenAPI links).
+    links: tuple[Link, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,7 +119,9 @@ def build_document(
 ) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     used: dict[type[BaseModel], set[str]] = {ErrorBody: {"serialization"}}
-    for route in sorted(routes, key=lambda r: (r.path, r.method)):
+    ordered = sorted(routes, key=lambda r: (r.path, r.method))
+    operation_ids = {(route.path, route.method.upper()): _operation_id(route) for route in ordered}
+    for route in ordered:
         operation = route.operation
         parameter_names = re.findall(r"{([^}]+)}", route.path)
         item: dict[str, Any] = {
@@ -113,13 +138,13 @@ def build_document(
             item["parameters"] = parameters
         if operation and operation.request:
             item["requestBody"] = {
-                "required": True,
+                "required": operation.request_required,
                 "content": {
                     media: {"schema": _schema(body, "validation", used)}
                     for media, body in operation.request.items()
                 },
             }
-        item["responses"] = _responses(operation, used)
+        item["responses"] = _responses(operation, used, operation_ids)
         paths.setdefault(route.path, {})[route.method.lower()] = item
     info: dict[str, Any] = {"title": title, "version": version}
     if description:
@@ -132,7 +157,11 @@ def build_document(
     }
 
 
-def _responses(operation: Operation | None, used: dict[type[BaseModel], set[str]]) -> dict[str, Any]:
+def _responses(
+    operation: Operation | None,
+    used: dict[type[BaseModel], set[str]],
+    operation_ids: Mapping[tuple[str, str], str],
+) -> dict[str, Any]:
     if operation is None:
         return {"default": {"description": "The route's answer."}}
     success: dict[str, Any] = {"description": "Success."}
@@ -141,6 +170,9 @@ def _responses(operation: Operation | None, used: dict[type[BaseModel], set[str]
             media: {"schema": _schema(body, "serialization", used)}
             for media, body in operation.response.items()
         }
+    links = _links(operation.links, operation_ids)
+    if links:
+        success["links"] = links
     responses: dict[str, Any] = {str(status): success for status in operation.success_statuses}
     error = {
         "description": "An error; see the message.",
@@ -150,6 +182,19 @@ def _responses(operation: Operation | None, used: dict[type[BaseModel], set[str]
         responses.setdefault(str(status), error)
     responses["4XX"] = error
     return responses
+
+
+def _links(links: Iterable[Link], operation_ids: Mapping[tuple[str, str], str]) -> dict[str, Any]:
+    """The OpenAPI links of ``links`` whose target the app serves, keyed by name."""
+    found: dict[str, Any] = {}
+    for link in links:
+        target = operation_ids.get((openapi_path(link.rule)[0], link.method.upper()))
+        if target is None:
+            continue
+        found[link.name] = {"operationId": target, "parameters": dict(link.parameters)}
+        if link.description:
+            found[link.name]["description"] = link.description
+    return found
 
 
 def _schema(body: BodySchema, mode: str, used: dict[type[BaseModel], set[str]]) -> dict[str, Any]:

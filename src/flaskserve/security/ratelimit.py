@@ -255,7 +255,14 @@ def _refuse_over_limit(error: RateLimitExceeded) -> Response:
     current = _state().limiter.current_limit
     limit = error.limit.limit
     window = _describe_window(limit.get_expiry())
-    retry_after = _seconds_until_reset(current) if current is not None else limit.get_expiry()
+    retry_after = limit.get_expiry()
+    if current is not None:
+        try:
+            retry_after = _seconds_until_reset(current)
+        except StorageError:
+            # The counters went away since they refused this request: the refusal stands, and a
+            # whole window is a safe wait.
+            log.debug("Retry-After is a whole window: storage unreachable", exc_info=True)
     target = _target()
     on = f" on model {target.model!r}" if target is not None and _served_model(target.model) else ""
     wait = max(1, retry_after)

@@ -7,6 +7,13 @@ bounded by ``workers_kill_timeout``) and makes ``INT`` and ``QUIT`` quick: every
 worker is sent ``QUIT``, which ends it at once (the workers take their signals
 over with :func:`~flaskserve.serving.signals.take_over_worker_signals`), and one
 that is still there after ``QUICK_TIMEOUT_S`` is killed.
+
+granian's master also stops the whole server when a worker it respawned dies
+again within 5.5 s, taking that for a crash loop. A worker killed from outside
+(the OOM killer, an operator, a model that crashes its process) would then take
+every other worker down with it, where gunicorn respawns it. This master
+respawns such a worker until :data:`CRASH_LOOP_DEATHS` of them in a row died
+that quickly — a worker that cannot even start still stops the server.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from typing import Any
 
 from granian.server.mp import MPServer
@@ -23,6 +31,37 @@ from flaskserve.serving.signals import QUICK_TIMEOUT_S, quit_now
 
 log = logging.getLogger("flaskserve.serving")
 
+#: Quick deaths in a row of one worker slot (each within granian's 5.5 s of its respawn) that stop the server.
+CRASH_LOOP_DEATHS = 5
+#: granian's own window: a worker that dies this soon after its respawn counts as a quick death.
+_QUICK_DEATH_S = 5.5
+
+
+class _RespawnTimes(dict[int, float]):
+    """granian's record of when each worker slot was respawned, shown to its crash-loop rule leniently.
+
+    granian asks ``get(slot, 0)`` of every slot whose worker died, and stops the
+    server when the answer is less than 5.5 s ago. This record answers the real
+    time only once the slot has died that quickly :data:`CRASH_LOOP_DEATHS` times
+    in a row; before that it answers the default, and granian respawns. granian
+    clears the record after each respawn; the counts of quick deaths survive that.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._quick_deaths: dict[int, int] = {}
+
+    def get(self, slot: int, default: Any = None) -> Any:
+        respawned = super().get(slot)
+        if respawned is None:
+            return default
+        quick = time.monotonic() - respawned <= _QUICK_DEATH_S
+        deaths = self._quick_deaths[slot] = self._quick_deaths.get(slot, 0) + 1 if quick else 0
+        if deaths < CRASH_LOOP_DEATHS:
+            return default
+        log.error("worker keeps dying right after it starts; stopping", extra={"worker": slot + 1})
+        return respawned
+
 
 class GranianMaster(MPServer):
     """granian's multi-process server with gunicorn's meaning of the stop signals."""
@@ -30,6 +69,7 @@ class GranianMaster(MPServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._master_pid: int | None = None
+        self.respawned_wrks = _RespawnTimes()
 
     def startup(self, spawn_target: Any, target_loader: Any) -> None:
         self._master_pid = os.getpid()

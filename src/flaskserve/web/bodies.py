@@ -17,7 +17,7 @@ from flaskserve.errors import PayloadTooLarge, UnsupportedMediaType
 from flaskserve.models.served import ServedModel
 from flaskserve.protocols.payload import decode_json, encode_json, is_json_mimetype
 
-__all__ = ["json_response", "read_body", "read_optional_json", "set_model_headers"]
+__all__ = ["current_request", "json_response", "read_body", "read_optional_json", "set_model_headers"]
 
 _IDENTITY = "identity"
 
@@ -51,11 +51,15 @@ def read_body(req: Request | None = None) -> bytes:
     return body
 
 
-def read_optional_json(max_depth: int) -> Any:
-    """The parsed JSON body, or ``None`` when there is none (for requests whose body is optional)."""
+def read_optional_json(max_depth: int, absent: Any = None) -> Any:
+    """The parsed JSON body, or ``absent`` when there is none (for requests whose body is optional).
+
+    A body of JSON ``null`` is a body, parsed as ``None``: give ``absent`` a value of
+    its own to tell the two apart. So is a body of blanks, which is no JSON document.
+    """
     body = read_body()
-    if not body.strip():
-        return None
+    if not body:
+        return absent
     if request.mimetype and not is_json_mimetype(request.mimetype):
         raise UnsupportedMediaType(
             f"expected 'Content-Type: application/json'; got '{request.mimetype[:60]}'"

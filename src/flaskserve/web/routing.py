@@ -11,18 +11,23 @@ Authentication and rate limits read :attr:`DeclaredRule.access` of the matched
 rule; ``/openapi.json`` reads :attr:`DeclaredRule.operation` of every rule. There
 is no second table to keep in step: a route exists, is guarded and is documented
 by the same declaration.
+
+The app's URL map (:class:`DeclaredMap`) adds one converter: ``<model:name>`` is
+one path segment without ``:``, for rules where a verb follows the name in the
+same segment (``/v1/models/iris:predict``). Model names never contain ``:``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from werkzeug.routing import Rule
+from werkzeug.datastructures import ImmutableDict
+from werkzeug.routing import BaseConverter, Map, Rule
 
 from flaskserve.access import Access
 from flaskserve.protocols.openapi import Operation
 
-__all__ = ["DeclaredRule", "declared_access", "declared_operation"]
+__all__ = ["DeclaredMap", "DeclaredRule", "ModelNameConverter", "declared_access", "declared_operation"]
 
 
 class DeclaredRule(Rule):
@@ -42,6 +47,22 @@ class DeclaredRule(Rule):
     def get_empty_kwargs(self) -> dict[str, Any]:
         # Werkzeug copies rules (``Rule.empty``) through these keyword arguments.
         return {**super().get_empty_kwargs(), "access": self.access, "operation": self.operation}
+
+
+class ModelNameConverter(BaseConverter):
+    """A model name in a path: one segment, without the ``:`` that introduces a verb.
+
+    Without it, ``GET /v1/models/<name>`` would also match ``/v1/models/iris:predict``
+    (as the model ``iris:predict``), and that URL would claim to answer GET.
+    """
+
+    regex = "[^/:]+"
+
+
+class DeclaredMap(Map):
+    """Werkzeug's URL map, with the ``model`` converter."""
+
+    default_converters = ImmutableDict({**Map.default_converters, "model": ModelNameConverter})
 
 
 def declared_access(rule: Rule | None) -> Access | None:

@@ -63,13 +63,13 @@ class LoadRequest(BaseModel):
 
 
 def decode_index_request(payload: Any) -> RepositoryIndexRequest:
-    """An index request from parsed JSON; ``None`` (an empty body) asks for everything."""
-    return parse(RepositoryIndexRequest, {} if payload is None else payload, what="the index request")
+    """An index request from parsed JSON, an object; ``{}`` (an empty body) asks for everything."""
+    return parse(RepositoryIndexRequest, payload, what="the index request")
 
 
 def decode_load_request(payload: Any) -> LoadRequest:
-    """A load request from parsed JSON; ``None`` (an empty body) is a load without parameters."""
-    request = parse(LoadRequest, {} if payload is None else payload, what="the load request")
+    """A load request from parsed JSON, an object; ``{}`` (an empty body) has no parameters."""
+    request = parse(LoadRequest, payload, what="the load request")
     unknown = sorted(set(request.parameters or {}) - LOAD_PARAMETERS)
     if unknown:
         accepted = ", ".join(sorted(LOAD_PARAMETERS)) or "none"
