@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean fuzz fuzz-api faults
+.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,8 @@ demo: $(VENV)/.installed-serve
 	@echo
 	@echo "Serving the demo model on http://127.0.0.1:$(PORT) — try, in another terminal:"
 	@echo "  curl -s localhost:$(PORT)/predict -H 'content-type: application/json' -d '{\"x\": 1, \"y\": 2}'"
+	@echo "The flaskserve command is installed in $(VENV): run '. $(BIN)/activate' in a terminal to type"
+	@echo "'flaskserve ...' there, or call it as $(BIN)/flaskserve."
 	@echo
 	$(BIN)/flaskserve serve demo-models --port $(PORT)
 
@@ -33,8 +35,8 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples tools
+	$(BIN)/ruff format --check src tests bench examples tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -46,18 +48,18 @@ bench: install
 clean:
 	rm -rf $(VENV) demo-models .pytest_cache .mypy_cache .ruff_cache
 
-# Coverage-guided fuzzing of the decoders (atheris), FUZZ_RUNS executions per target, one target at a
-# time; writes its table into docs/reliability.md. Crashing inputs land in tests/reliability/fuzz/crashes/.
-FUZZ_RUNS ?= 500000
-fuzz: install
-	$(BIN)/python tests/reliability/fuzz/run.py --runs $(FUZZ_RUNS) --update-doc docs/reliability.md
-
 # Fuzzes the API of a real two-worker server from its own /openapi.json (schemathesis), FUZZ_EXAMPLES
 # cases per operation and mode; prints the figures docs/reliability.md quotes.
 FUZZ_EXAMPLES ?= 1000
 fuzz-api: install
 	FLASKSERVE_API_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:cacheprovider -q -s \
 		tests/reliability/test_api_fuzz.py -k test_no_server_error_and_no_answer_outside_the_document
+
+# Coverage-guided fuzzing of the decoders (atheris), FUZZ_RUNS executions per target, one target at a
+# time; writes its table into docs/reliability.md. Crashing inputs land in tests/reliability/fuzz/crashes/.
+FUZZ_RUNS ?= 500000
+fuzz: install
+	$(BIN)/python tests/reliability/fuzz/run.py --runs $(FUZZ_RUNS) --update-doc docs/reliability.md
 
 # The fault tests in their long form (docs/reliability.md, "Faults"): a worker SIGKILLed every second
 # and Redis stopped, restarted and flapping, each under load for FAULT_SECONDS; also a hanging model
@@ -67,3 +69,34 @@ faults: install
 	FAULT_SECONDS=$(FAULT_SECONDS) $(BIN)/python -m pytest -p no:cacheprovider -q -s -rxs \
 		tests/reliability/test_worker_kills.py tests/reliability/test_redis_faults.py \
 		tests/reliability/test_hanging_model.py tests/reliability/test_run_directory_faults.py
+
+# The soak (docs/reliability.md, "Soak"): SOAK_MINUTES of mixed traffic after a 60 s warm-up against a
+# two-worker server, gunicorn and then granian; writes the per-minute table and each worker's RSS and
+# open files into the document. Fails when a 5xx, an invalid body not refused, or 5% growth appears.
+SOAK_MINUTES ?= 10
+soak: install
+	$(BIN)/python tests/reliability/soak.py --minutes $(SOAK_MINUTES) --server gunicorn --server granian \
+		--update-doc docs/reliability.md
+
+# The README's error and settings tables, rewritten from the code (tests/docs/test_docs_tables.py
+# fails, naming this target's command, when they are out of date).
+docs-tables: install
+	$(BIN)/python tools/docs_tables.py --write README.md
+
+# The README's and the examples' marked shell blocks, run as a user types them in a fresh virtual
+# environment: pip install from PyPI, servers, clients, outputs compared (a few minutes). `make test`
+# runs the same blocks in this environment, without the install steps.
+docs-check: install
+	FLASKSERVE_DOCS_FRESH_VENV=1 $(BIN)/python -m pytest -p no:cacheprovider -q -rs \
+		tests/docs/test_docs_commands.py
+
+# Builds the wheel, installs it into a clean virtual environment (flaskserve --version, check), then
+# installs it with every extra and imports each framework (a few minutes, mostly downloads).
+wheel-check: install
+	FLASKSERVE_WHEEL_CHECK=1 $(BIN)/python -m pytest -p no:cacheprovider -q -rs tests/test_wheel.py
+
+# The abusive-client tests in their long form (docs/reliability.md, "Abusive clients"): 200 slow bodies, 40 slow
+# readers, 500 idle connections, and each refused request sent 20 times, under gunicorn and granian; prints the
+# table of ordinary requests answered and their p99 that the document quotes.
+abuse: install
+	ABUSE_LONG=1 $(BIN)/python -m pytest -p no:cacheprovider -q -s -rxs tests/reliability/test_abusive_clients.py

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
+from werkzeug.exceptions import NotImplemented as MethodNotImplemented
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map, Rule
 
@@ -63,6 +64,12 @@ class FlaskserveApp(Flask):
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         return func
+
+
+def _refuse_tunnels() -> None:
+    """CONNECT asks for a tunnel, which an origin server never opens: 501 whatever the target, not a 404."""
+    if request.method == "CONNECT":
+        raise MethodNotImplemented()
 
 
 def create_app(
@@ -132,6 +139,7 @@ def create_app(
     # Before auth, so that every later hook and view of a request sees the models other workers changed.
     repository.init_app(app, reloader)
     register_error_handlers(app)
+    app.before_request(_refuse_tunnels)
     # Batch leaders see how many requests are inside this process (see inference/batcher.py).
     app.wsgi_app = count_requests(app.wsgi_app, occupancy)  # type: ignore[method-assign,assignment]
     if settings.trusted_proxies:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import orjson
@@ -34,7 +35,11 @@ _config_option = click.option(
 
 def _model_options(command: Command) -> Command:
     options = [
-        click.option("--name", "model_name", help="Model name for a single file (default: the file's stem)."),
+        click.option(
+            "--name",
+            "model_name",
+            help="Model name for a single file (default: the file's stem; model.* takes its folder's name).",
+        ),
         click.option(
             "--allow-pickle",
             is_flag=True,
@@ -126,7 +131,6 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
     if tls_dir != settings.tls_self_signed:
         settings = settings.model_copy(update={"tls_self_signed": tls_dir})
     configure_logging(settings.log_level, settings.log_format)
-    log.info("settings in force", extra={"settings": settings.describe()})
     # prometheus_client chooses per-process files (summed over workers) when it is
     # first imported, so the directory must exist before the app's modules load. The run
     # directory carries model loads and unloads from the worker that made them to the others.
@@ -137,6 +141,8 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
         metrics = Metrics(multiprocess_dir=str(metrics_dir))
         # The app first: it refuses an exposed server without keys before any certificate is made.
         app = _fail_cleanly(lambda: create_app(settings, metrics=metrics, run_dir=run_dir))
+        # Only now: a server that cannot start says why in one line, not after a page of settings.
+        log.info("settings in force", extra={"settings": settings.describe()})
         tls = _server_tls(settings)
         if settings.server == "granian":
             from flaskserve.serving import granian
@@ -157,7 +163,8 @@ def check(config_file: Path | None, **flags: Any) -> None:
     from flaskserve.models.loading import load_registry
 
     settings = _fail_cleanly(lambda: _settings(config_file, **flags))
-    registry = _fail_cleanly(lambda: load_registry(settings, default_loaders()))
+    with _command_logging(settings):
+        registry = _fail_cleanly(lambda: load_registry(settings, default_loaders()))
     report = {
         "models": [
             {
@@ -177,19 +184,29 @@ def check(config_file: Path | None, **flags: Any) -> None:
 @main.command()
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
-def convert(source: Path, target: Path) -> None:
+@click.option("--force", is_flag=True, help="Overwrite TARGET if it exists.")
+def convert(source: Path, target: Path, force: bool) -> None:
     """Convert a pickle/joblib model SOURCE into a skops file TARGET.
 
     This loads SOURCE, which runs any code the pickle holds: convert only files you trust.
     """
     from flaskserve.models.loaders.pickled import PickleLoader
-    from flaskserve.models.trust import DEFAULT_SKOPS_TRUSTED_TYPES, TrustPolicy, file_sha256
+    from flaskserve.models.trust import DEFAULT_SKOPS_TRUSTED_TYPES, ModelFile, TrustPolicy
 
     if target.suffix.lower() != ".skops":
         raise click.UsageError("TARGET must end in .skops")
+    if source.suffix.lower() == ".skops":
+        _stop(f"'{source}' is already a skops file: serve it as it is (flaskserve serve {source})")
+    if source.suffix.lower() not in PickleLoader.suffixes:
+        _stop(
+            f"'{source}' is not a pickle or joblib file ({', '.join(PickleLoader.suffixes)}); "
+            "convert turns those into skops files"
+        )
+    if target.exists() and not force:
+        _stop(f"'{target}' already exists; pass --force to overwrite it")
     loaded = _fail_cleanly(
         lambda: PickleLoader().load(
-            source, sha256=file_sha256(source), display_name=source.name, trust=TrustPolicy(allow_pickle=True)
+            ModelFile.read(source), display_name=source.name, trust=TrustPolicy(allow_pickle=True)
         )
     )
     import skops.io as sio
@@ -252,8 +269,33 @@ def _fail_cleanly(action: Callable[[], T]) -> T:
     try:
         return action()
     except FlaskserveError as error:
-        click.echo(f"flaskserve: {error.message}", err=True)
-        sys.exit(error.exit_code)
+        _stop(error.message, error.exit_code)
+
+
+def _stop(message: str, exit_code: int = 2) -> NoReturn:
+    """End the command with one line on stderr, the way every error of the tree ends one."""
+    click.echo(f"flaskserve: {message}", err=True)
+    sys.exit(exit_code)
+
+
+@contextmanager
+def _command_logging(settings: Settings) -> Iterator[None]:
+    """Show the warnings a one-shot command's loading logs in the configured format, for its duration.
+
+    Without a handler, Python would print such a record as its bare message ("model refused"),
+    without the model, version and digest that make it worth reading.
+    """
+    from flaskserve.observability.logging import make_formatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(make_formatter(settings.log_format, sys.stderr))
+    handler.setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level.upper())))
+    own = logging.getLogger("flaskserve")
+    own.addHandler(handler)
+    try:
+        yield
+    finally:
+        own.removeHandler(handler)
 
 
 main.add_command(keys_command)

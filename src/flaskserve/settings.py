@@ -71,10 +71,10 @@ class ModelSettings(BaseModel):
     """Overrides the server-wide ``max_batch_delay_ms`` for this model."""
     cache_size: int | None = None
     """Overrides the server-wide ``cache_size`` for this model (0 turns its cache off)."""
-    rate_limit: RateLimitText | None = None
-    """Overrides the server-wide ``rate_limit`` for this model's prediction routes."""
     predict_timeout_s: float | None = Field(default=None, ge=0)
     """Overrides the server-wide ``predict_timeout_s`` for this model (0 turns its timeout off)."""
+    rate_limit: RateLimitText | None = None
+    """Overrides the server-wide ``rate_limit`` for this model's prediction routes."""
 
 
 class RequestLimits(BaseModel):
@@ -109,14 +109,17 @@ class Settings(BaseSettings):
     model_path: Path | None = None
     """A model file, or a repository folder laid out as ``NAME/VERSION/model-file``."""
     model_name: str | None = None
-    """Name of the model when ``model_path`` is one file (default: the file's stem)."""
+    """Name of the model when ``model_path`` is one file (default: the file's stem; a file named
+    ``model.*`` takes its folder's name, e.g. ``churn/model.py`` is ``churn``)."""
     default_model: str | None = None
     """The model that ``/predict`` and ``/invocations`` serve (default: the only one)."""
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     """Per-model settings by model name."""
 
     host: str = "127.0.0.1"
+    """Address to listen on; a non-loopback one needs API keys (or ``insecure``)."""
     port: int = 5000
+    """Port to listen on."""
     workers: int | None = None
     """gunicorn worker processes (default: one per CPU core)."""
     threads: int | None = None
@@ -127,6 +130,17 @@ class Settings(BaseSettings):
     worker_connections: int = Field(default=1000, ge=1)
     """Connections one worker holds open at once (being read, answered or kept alive); further
     clients wait in the listen backlog."""
+    body_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """Seconds a request body may go without a byte arriving; a slower client is answered 408 and
+    closed. Under gunicorn a request holds no thread until its body is in (docs/reliability.md)."""
+    body_min_rate: int = Field(default=500, ge=0)
+    """Bytes a second a request body must average once it has had ``body_timeout_s``, as Apache's
+    ``MinRate``: a 100 kB body may take 10 + 200 s, a few bytes a second get a 408 after about 10 s;
+    0 turns the rate off. gunicorn only: granian has no such bound (docs/reliability.md)."""
+    send_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """Seconds an answer may wait for its client to take a byte of it before the connection is closed.
+    gunicorn only: the part of an answer the socket cannot take at once waits in the event loop, not
+    in a thread (docs/reliability.md)."""
 
     allow_pickle: bool = False
     """Trust pickle/joblib files under ``model_path``; they run code when they load."""
@@ -160,6 +174,7 @@ class Settings(BaseSettings):
     """The WSGI server ``flaskserve serve`` runs: gunicorn, or granian (the ``granian`` extra)."""
 
     limits: RequestLimits = Field(default_factory=RequestLimits)
+    """What one request may cost: ``[limits]`` in the config file."""
 
     keys_file: Path = Path("flaskserve-keys.json")
     """API key file (``flaskserve keys``); once it holds a key, every route but health checks needs one."""
@@ -191,6 +206,7 @@ class Settings(BaseSettings):
     """Origins whose browser pages may call the API (``*`` for any); empty turns CORS off."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """The least severe log lines written: ``debug``, ``info``, ``warning`` or ``error``."""
     log_format: Literal["json", "text", "auto"] = "auto"
     """``auto`` writes text to a terminal and JSON elsewhere."""
 

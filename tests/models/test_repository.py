@@ -37,6 +37,34 @@ def test_repository_lists_models_and_numeric_versions_in_order(tmp_path: Path, l
 
 
 @pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        pytest.param("churn/model.skops", "churn", id="named after its folder"),
+        pytest.param("models/iris/2/model.skops", "iris", id="version folders are skipped"),
+        pytest.param("churn/Model.skops", "churn", id="whatever the case of the stem"),
+        pytest.param("my models/model.skops", "model", id="a folder that is no model name leaves the stem"),
+        pytest.param("churn/model-v2.skops", "model-v2", id="only the bare stem is generic"),
+    ],
+)
+def test_a_single_file_named_model_is_named_after_its_folder(
+    tmp_path: Path, linear_xy: Any, where: str, expected: str
+) -> None:
+    path = save_model(linear_xy, tmp_path / where)
+
+    [source] = scan(path, default_loaders())
+
+    assert source.name == expected
+
+
+def test_the_name_given_wins_over_the_folder(tmp_path: Path, linear_xy: Any) -> None:
+    path = save_model(linear_xy, tmp_path / "churn" / "model.skops")
+
+    [source] = scan(path, default_loaders(), single_name="retention")
+
+    assert source.name == "retention"
+
+
+@pytest.mark.parametrize(
     "name",
     [
         pytest.param("../etc", id="parent directory"),

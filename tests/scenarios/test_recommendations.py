@@ -71,3 +71,36 @@ def test_the_client_prints_recommendations(
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     assert lines[0].startswith("item 0 (cultivar 0): ")
+
+
+def test_the_client_shows_the_servers_message_for_an_unknown_item(
+    repository: Path, serve: Callable[[Settings], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = load_example("recommendations", "train")
+    script = load_example("recommendations", "client", train=train)
+    url = serve(example_settings("recommendations", repository, allow_code=True))
+
+    with pytest.raises(SystemExit) as stopped:
+        script.main(["500", "--url", url])
+
+    assert str(stopped.value) == (
+        "the server answered 400: item_id 500 is not in the catalogue; ids are whole numbers 0..177 "
+        "(invalid_value)"
+    )
+    assert capsys.readouterr().out == ""
+
+
+def test_the_client_takes_the_port_the_server_reads(
+    repository: Path,
+    serve: Callable[[Settings], str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    train = load_example("recommendations", "train")
+    script = load_example("recommendations", "client", train=train)
+    url = serve(example_settings("recommendations", repository, allow_code=True))
+    monkeypatch.setenv("FLASKSERVE_PORT", url.rsplit(":", 1)[1])
+
+    script.main(["0"])
+
+    assert capsys.readouterr().out.startswith("item 0 (cultivar 0): ")

@@ -63,7 +63,7 @@ def test_refusals_are_warnings(caplog: pytest.LogCaptureFixture) -> None:
 def test_an_untrusted_model_file_is_refused_with_its_digest_in_the_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = testing.save_model(testing.train_linear_xy(), tmp_path / "model.joblib")
+    path = testing.save_model(testing.train_linear_xy(), tmp_path / "linear.joblib")
     settings = load_settings(None, model_path=path, keys_file=tmp_path / "keys.json")
 
     with pytest.raises(UntrustedModel):
@@ -71,4 +71,4 @@ def test_an_untrusted_model_file_is_refused_with_its_digest_in_the_log(
 
     (refused,) = [r for r in caplog.records if r.getMessage() == "model refused"]
     assert refused.sha256 == file_sha256(path)  # type: ignore[attr-defined]
-    assert refused.model == "model"  # type: ignore[attr-defined]
+    assert refused.model == "linear"  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -195,6 +196,50 @@ def test_unreachable_storage_can_be_set_to_refuse_with_503(limited: Callable[...
     assert response.json["code"] == "unavailable"
     assert response.headers["Retry-After"] == "5"
     assert client.get("/livez").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("fallback", "level", "what_happens"),
+    [
+        pytest.param(
+            "memory",
+            logging.WARNING,
+            "each worker counts requests in its own memory (rate_limit_fallback = memory)",
+            id="memory fallback",
+        ),
+        pytest.param(
+            "refuse",
+            logging.ERROR,
+            "every rate-limited request is answered 503 (rate_limit_fallback = refuse)",
+            id="refusal",
+        ),
+    ],
+)
+def test_unreachable_storage_is_reported_at_start_up_and_the_app_starts(
+    limited: Callable[..., FlaskClient],
+    caplog: pytest.LogCaptureFixture,
+    fallback: str,
+    level: int,
+    what_happens: str,
+) -> None:
+    storage = f"redis://127.0.0.1:{closed_port()}/0"
+
+    client = limited(rate_limit="2/minute", rate_limit_storage=storage, rate_limit_fallback=fallback)
+
+    (reported,) = [r for r in caplog.records if "cannot be reached" in r.getMessage()]
+    assert reported.levelno == level
+    assert reported.getMessage() == (
+        f"rate-limit storage {storage} cannot be reached: until it answers, {what_happens}"
+    )
+    assert client.get("/livez").status_code == 200
+
+
+def test_reachable_or_local_storage_is_not_reported(
+    limited: Callable[..., FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    limited(rate_limit="2/minute", rate_limit_storage="memory://")
+
+    assert not [r for r in caplog.records if "cannot be reached" in r.getMessage()]
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,9 @@
 """Turn model files into served models: trust check, load, signature, warm-up.
 
+A file is read once: its digest, the trust decision and the model all come from
+those bytes (:class:`~flaskserve.models.trust.ModelFile`), so a file replaced while
+it loads is either served as the bytes that were judged or refused.
+
 Loading happens once in the server's master process, before gunicorn forks its
 workers, so the workers share the models' memory.
 """
@@ -7,6 +11,7 @@ workers, so the workers share the models' memory.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import sys
 import time
@@ -15,12 +20,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flaskserve.errors import ConfigError, ModelLoadError, UntrustedModel
-from flaskserve.models.loaders import LoaderTable
+from flaskserve.models.loaders import MAX_FEATURES, Loader, LoaderTable
 from flaskserve.models.registry import ModelEntry, ModelRegistry, ModelState
 from flaskserve.models.repository import ModelSource, scan
 from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import DEFAULT_MAX_TEXT_BYTES, infer_signature
-from flaskserve.models.trust import TrustPolicy, file_sha256
+from flaskserve.models.trust import ModelFile, TrustPolicy
 from flaskserve.settings import ModelSettings, Settings
 
 if sys.version_info >= (3, 11):
@@ -87,10 +92,15 @@ def load_model(
     *,
     max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
 ) -> ServedModel:
-    """Load one model version; ``max_text_bytes`` (``limits.max_string_bytes``) bounds each text."""
-    started = time.perf_counter()
+    """Load one model version; ``max_text_bytes`` (``limits.max_string_bytes``) bounds each text.
+
+    The time reported to ``observer`` is the model's own: importing its framework comes first and
+    is logged apart, as it costs seconds once per process (scikit-learn) and nothing afterwards.
+    """
     try:
-        model = _load_model(source, model_settings, loaders, trust, max_text_bytes)
+        import_seconds = import_frameworks(loaders.for_path(source.path))
+        started = time.perf_counter()
+        model = _load_model(source, model_settings, loaders, trust, max_text_bytes, import_seconds)
     except Exception:
         if observer is not None:
             observer.model_load_failed(source.name, source.version)
@@ -106,14 +116,18 @@ def _load_model(
     loaders: LoaderTable,
     trust: TrustPolicy,
     max_text_bytes: int,
+    import_seconds: float = 0.0,
 ) -> ServedModel:
     display = f"model '{source.name}' version {source.version} ({source.path.name})"
     started = time.perf_counter()
-    sha256 = file_sha256(source.path)
+    loader = loaders.for_path(source.path)
     try:
-        loaded = loaders.for_path(source.path).load(
-            source.path, sha256=sha256, display_name=display, trust=trust
-        )
+        file = ModelFile.read(source.path)
+    except OSError as exc:
+        raise ModelLoadError(f"{display} cannot be read: {exc.strerror or type(exc).__name__}") from exc
+    sha256 = file.sha256
+    try:
+        loaded = loader.load(file, display_name=display, trust=trust)
     except UntrustedModel:
         # Audited with the digest, so the operator can pin exactly this file if it is trusted.
         log.warning(
@@ -121,6 +135,9 @@ def _load_model(
             extra={"model": source.name, "version": source.version, "sha256": sha256, "reason": "untrusted"},
         )
         raise
+    # The bytes are the loader's business only: let them go before the warm-up.
+    del file
+    _check_width(loaded.model, display)
     signature = infer_signature(
         loaded.model,
         feature_names=model_settings.features,
@@ -154,9 +171,38 @@ def _load_model(
             "platform": loaded.platform,
             "features": signature.n_features,
             "load_ms": round((time.perf_counter() - started) * 1000, 1),
+            "import_ms": round(import_seconds * 1000, 1),
         },
     )
     return model
+
+
+def import_frameworks(loader: Loader) -> float:
+    """Import the modules a loader names in ``frameworks``, and return the seconds it took.
+
+    Already imported, they cost nothing. One that is missing is left for the loader to
+    report, with the install line that brings it.
+    """
+    started = time.perf_counter()
+    for module in getattr(loader, "frameworks", ()):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            break
+    return time.perf_counter() - started
+
+
+def _check_width(model: Any, display: str) -> None:
+    """Refuse a model claiming more features than flaskserve serves, before names are made for them."""
+    width = getattr(model, "n_features_in_", None)
+    try:
+        count = None if width is None else int(width)
+    except (TypeError, ValueError, OverflowError):
+        return  # not a count: signature inference says what is wrong
+    if count is not None and count > MAX_FEATURES:
+        raise ModelLoadError(
+            f"{display} takes {count} features; flaskserve serves models of at most {MAX_FEATURES}"
+        )
 
 
 def _warm_up(model: ServedModel) -> ServedModel:

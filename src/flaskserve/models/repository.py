@@ -27,6 +27,8 @@ from flaskserve.errors import ModelLoadError, clip
 from flaskserve.models.loaders import LoaderTable
 
 MODEL_SETTINGS_FILE = "model-settings.toml"
+#: The stem that says nothing about a model: a single file named so is named after its folder.
+GENERIC_STEM = "model"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _VERSION = re.compile(r"[0-9]{1,9}")
 
@@ -67,7 +69,7 @@ def scan(path: Path, loaders: LoaderTable, *, single_name: str | None = None) ->
     if not path.exists():
         raise ModelLoadError(f"'{path}' does not exist")
     if path.is_file():
-        name = check_model_name(single_name or loaders.stem(path))
+        name = check_model_name(single_name or single_file_name(path, loaders))
         loaders.for_path(path)
         return [ModelSource(name=name, version="1", path=path.resolve())]
     root = path.resolve()
@@ -80,6 +82,23 @@ def scan(path: Path, loaders: LoaderTable, *, single_name: str | None = None) ->
             f"{', '.join(loaders.suffixes)}"
         )
     return sources
+
+
+def single_file_name(path: Path, loaders: LoaderTable) -> str:
+    """The name a model file served on its own gets: its stem, unless the stem is the generic ``model``.
+
+    A file named ``model`` is named after the folder it sits in, version folders skipped, as a
+    repository would name it: ``churn/model.py`` is served as ``churn`` and
+    ``models/iris/2/model.skops`` as ``iris``, where both would otherwise be ``model``. A folder whose
+    name is not a valid model name leaves the stem.
+    """
+    stem = loaders.stem(path)
+    if stem.lower() != GENERIC_STEM:
+        return stem
+    for folder in path.resolve().parents:
+        if not valid_version(folder.name):
+            return folder.name if valid_model_name(folder.name) else stem
+    return stem
 
 
 def scan_model(root: Path, name: str, loaders: LoaderTable) -> list[ModelSource]:

@@ -11,6 +11,8 @@ operator's list; ``trusted=True`` is never used.
 A model written as a Python class (``model.py``) is code by definition: it loads
 only under ``--allow-code`` or a pinned digest, a separate decision from pickle
 because trusting the pickles one trained is not trusting every script beside them.
+Every decision is made on the digest of the bytes a :class:`ModelFile` holds, and the
+loader builds the model from those same bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from flaskserve.errors import UntrustedModel
 
@@ -83,6 +85,25 @@ def file_sha256(path: Path) -> str:
 
 
 @dataclass(frozen=True)
+class ModelFile:
+    """A model file's bytes, read once, and their digest: the bytes judged are the bytes loaded.
+
+    Trust is decided on ``sha256`` and loaders build the model from ``data``, never by
+    opening ``path`` again; a file replaced while it loads cannot slip other bytes past
+    a pinned digest. ``path`` names the file and locates its folder.
+    """
+
+    path: Path
+    data: bytes = field(repr=False)
+    sha256: str
+
+    @classmethod
+    def read(cls, path: Path) -> ModelFile:
+        data = path.read_bytes()
+        return cls(path, data, hashlib.sha256(data).hexdigest())
+
+
+@dataclass(frozen=True)
 class TrustPolicy:
     """The operator's decisions about code that runs at load time."""
 
@@ -112,15 +133,16 @@ class TrustPolicy:
             allow_code=allow_code,
         )
 
-    def check_pickle(self, display_name: str, sha256: str) -> None:
-        """Refuse a pickle-based file unless the operator trusted it."""
+    def check_pickle(self, display_name: str, sha256: str, *, file_name: str = "MODEL.pkl") -> None:
+        """Refuse a pickle-based file unless the operator trusted it; ``file_name`` is its name, no folder."""
         if self.allow_pickle or sha256 in self.trusted_sha256:
             return
+        converted = f"{PurePath(file_name).stem}.skops"
         raise UntrustedModel(
             f"refusing to load {display_name}: pickle and joblib files run code when they load. "
             "If you trust this file, pass --allow-pickle, or pin its digest with "
             f'trusted_sha256 = ["{sha256}"] in the config file; or convert it to a safe format '
-            "with 'flaskserve convert MODEL.pkl MODEL.skops'"
+            f"with 'flaskserve convert {file_name} {converted}'"
         )
 
     def check_code(self, display_name: str, sha256: str) -> None:

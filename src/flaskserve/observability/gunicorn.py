@@ -4,7 +4,9 @@ gunicorn installs its own handlers on ``gunicorn.error`` and ``gunicorn.access``
 when its logger is set up (in the master, after the app is built, and again on
 reload), replacing whatever ``configure_logging`` put there. A logger class that
 puts flaskserve's handlers back after gunicorn's setup keeps one format for every
-line the server writes.
+line the server writes. gunicorn writes all its own lines, "Listening at" included,
+through ``gunicorn.error``; they are shown as the logger ``gunicorn``, so that an
+informational line does not read as an error.
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ from flaskserve.observability.multiprocess import mark_worker_dead
 __all__ = ["GunicornLogger", "child_exit", "observability_options"]
 
 
+class _GunicornName(logging.Filter):
+    """Show the records of ``gunicorn.error`` as those of ``gunicorn``: most of them are no error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.name = "gunicorn"
+        return True
+
+
+_GUNICORN_NAME = _GunicornName()
+
+
 class GunicornLogger(Logger):  # type: ignore[misc]
     """gunicorn's logger, writing through the handlers that ``configure_logging`` set up."""
 
@@ -33,6 +46,7 @@ class GunicornLogger(Logger):  # type: ignore[misc]
         for log in (self.error_log, self.access_log):
             log.handlers[:] = handlers
             log.propagate = False
+        self.error_log.addFilter(_GUNICORN_NAME)
         # gunicorn's ``logconfig_dict`` resets the root logger; libraries log through it.
         install_root_handler(handlers, own.level)
 

@@ -151,7 +151,7 @@ class Metrics:
         )
         self.model_load_duration = Histogram(
             f"{_PREFIX}_model_load_seconds",
-            "Time to load, check and warm up one model version.",
+            "Time to load, check and warm up one model version; importing its framework is not counted.",
             ["model"],
             buckets=LOAD_BUCKETS,
             registry=registry,

@@ -142,6 +142,37 @@ class RateLimits:
                 "fallback": settings.rate_limit_fallback,
             },
         )
+        _report_unreachable_storage(limiter, settings)
+
+
+def _report_unreachable_storage(limiter: Limiter, settings: Settings) -> None:
+    """Say at start-up, not at the first request, what happens while the counters cannot be reached.
+
+    The server starts either way: the storage may come up later, and ``rate_limit_fallback``
+    decides what happens until it does.
+    """
+    if _scheme(settings.rate_limit_storage) in _LOCAL_SCHEMES:
+        return
+    try:
+        reachable = bool(limiter.storage.check())
+    except Exception:
+        reachable = False
+    if reachable:
+        return
+    shown = redact_url(settings.rate_limit_storage)
+    fields = {"storage": shown, "fallback": settings.rate_limit_fallback}
+    if settings.rate_limit_fallback == "memory":
+        log.warning(
+            f"rate-limit storage {shown} cannot be reached: until it answers, each worker counts "
+            "requests in its own memory (rate_limit_fallback = memory)",
+            extra=fields,
+        )
+    else:
+        log.error(
+            f"rate-limit storage {shown} cannot be reached: until it answers, every rate-limited "
+            "request is answered 503 (rate_limit_fallback = refuse)",
+            extra=fields,
+        )
 
 
 def counts_per_worker(settings: Settings, workers: int) -> bool:

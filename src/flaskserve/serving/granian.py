@@ -18,6 +18,16 @@ two-worker server from accepting anyone else. Permits are therefore as many as
 ``worker_connections``, and ``header_timeout_s`` bounds how long a request head,
 or the wait for the next request on a kept-alive connection, may take.
 
+Slow bodies: granian calls the app once the head is in, and the app reads the
+body in its blocking thread, so a client that sends its body a few bytes a second
+holds a thread for as long as it goes on. granian offers no bound on that time
+(``HTTP1Settings`` has a header timeout, keep-alive, a buffer size and pipeline
+flushing; nothing for bodies), and more ``blocking_threads`` only raise the number
+of such clients it takes: in front of untrusted clients granian needs a proxy
+that buffers request bodies (docs/reliability.md, "Abusive clients"). The body and
+send timeouts of the settings apply under gunicorn only. Answers are written by
+granian, not by the app's threads, so clients that do not read hold no thread.
+
 Signals mean what :mod:`flaskserve.serving.signals` says; granian alone ignored
 ``QUIT`` (its master died of it and the workers served on).
 """

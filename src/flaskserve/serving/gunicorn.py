@@ -17,7 +17,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from flaskserve.observability.gunicorn import observability_options
-from flaskserve.serving.gthread import head_reading_worker
+from flaskserve.serving.gthread import ClientLimits, head_reading_worker
 from flaskserve.serving.signals import GRACEFUL_TIMEOUT_S
 from flaskserve.settings import Settings, cpu_count
 
@@ -60,6 +60,17 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         return self.application
 
 
+def client_limits(settings: Settings) -> ClientLimits:
+    """How long and how much the workers wait for clients (docs/reliability.md, "Slow clients")."""
+    return ClientLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        body_min_rate=settings.body_min_rate,
+        send_timeout_s=settings.send_timeout_s,
+        max_body_bytes=settings.limits.max_body_bytes,
+    )
+
+
 def gunicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
     workers = settings.workers or default_workers()
     threads = settings.threads or default_threads(settings)
@@ -69,7 +80,7 @@ def gunicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
         else f"{settings.host}:{settings.port}",
         "workers": workers,
         "threads": threads,
-        "worker_class": head_reading_worker(settings.header_timeout_s),
+        "worker_class": head_reading_worker(client_limits(settings)),
         "worker_connections": settings.worker_connections,
         "preload_app": True,
         "accesslog": None,

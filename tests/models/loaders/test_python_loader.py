@@ -100,7 +100,7 @@ def test_pinned_digest_trusts_one_python_file(tmp_path: Path) -> None:
         load_settings(None, model_path=path, trusted_sha256=[file_sha256(path)]), default_loaders()
     )
 
-    assert registry.resolve("model").signature.feature_names == ("x", "y")
+    assert registry.resolve("sum").signature.feature_names == ("x", "y")
 
 
 def test_a_failing_class_is_a_500_with_an_error_id_and_the_server_goes_on(tmp_path: Path, serve: Any) -> None:
@@ -140,7 +140,7 @@ def test_the_served_class_is_found_by_convention(tmp_path: Path, source: str, se
     path = _write(tmp_path / "m", source)
 
     model = load_registry(load_settings(None, model_path=path, allow_code=True), default_loaders()).resolve(
-        "model"
+        "m"
     )
 
     assert model.call("predict", np.ones((1, 1))).tolist() == [served]

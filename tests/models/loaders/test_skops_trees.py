@@ -437,7 +437,7 @@ def categorical_hist_boosting() -> Any:
 def test_other_untrusted_types_are_still_refused_until_trusted(
     tmp_path: Path, train: Callable[[], Any], types: list[str]
 ) -> None:
-    path = save_model(train(), tmp_path / "model.skops")
+    path = save_model(train(), tmp_path / "trees.skops")
 
     with pytest.raises(UntrustedModel) as refused:
         load(path)
@@ -445,4 +445,4 @@ def test_other_untrusted_types_are_still_refused_until_trusted(
 
     for name in types:
         assert name in refused.value.message
-    assert trusted.names() == ["model"]
+    assert trusted.names() == ["trees"]

@@ -8,6 +8,16 @@ A suffix may have several parts (``.xgb.json``): generic endings such as
 ``.json`` or ``.txt`` say nothing about the framework, so a loader claims them
 only behind a framework tag, and the longest registered suffix a file name ends
 with picks its loader.
+
+A loader is handed a :class:`~flaskserve.models.trust.ModelFile`: the file's bytes,
+read once, and their digest. It builds the model from those bytes and never opens
+the path again, so what the trust policy judged is what is served.
+
+Model files are data a stranger may have written. Before a framework's own parser
+sees one, its loader checks what the framework would trust blindly (sizes, counts,
+indices); a file claiming more than :data:`MAX_FEATURES` features or
+:data:`MAX_OUTPUTS` classes or targets, or declaring it unpacks to more than
+:func:`expansion_budget` allows, is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +31,27 @@ from flaskserve.errors import ModelLoadError
 from flaskserve.models.estimator import Estimator
 from flaskserve.models.loaders.sklearn_kernels import find_kernel
 from flaskserve.models.served import KernelFinder
-from flaskserve.models.trust import TrustPolicy
+from flaskserve.models.trust import ModelFile, TrustPolicy
+
+#: The most features a served model may take. One row of more would be megabytes of JSON,
+#: past what a request may carry, while a file claiming billions would have flaskserve
+#: build billions of feature names, and its framework size arrays by the claim.
+MAX_FEATURES = 1 << 20
+#: The most classes, or regression targets, a served model may answer per row; the
+#: frameworks size each prediction's output by the count the file claims.
+MAX_OUTPUTS = 1 << 16
+#: How many times its own size a file may declare in what it unpacks to (a zip's members,
+#: XGBoost's category bitsets): memory spent on a file grows with what the operator put on
+#: disk, never with what the file claims.
+MAX_EXPANSION = 100
+#: What any file may declare, however small it is.
+MIN_EXPANSION_BUDGET = 64 << 20
+
+
+def expansion_budget(size: int) -> int:
+    """The most bytes a file of ``size`` bytes may declare it unpacks to."""
+    return max(MIN_EXPANSION_BUDGET, MAX_EXPANSION * size)
+
 
 #: The framework part of the platforms of scikit-learn's own formats (``sklearn_skops``, ...).
 SCIKIT_LEARN = "sklearn"
@@ -58,13 +88,17 @@ class Loader(Protocol):
     A loader whose file is code that reads other files of its folder (a Python
     class beside its weights) sets a class attribute ``owns_folder = True``: the
     other files in that folder are then its artefacts, not models of their own.
+
+    A loader may name the modules its format imports in a class attribute
+    ``frameworks`` (``("skops.io",)``): they are imported before a load is timed,
+    so that a model's load time is not the seconds its framework takes to import.
     """
 
     #: Lower-case suffixes with the dot, e.g. ``(".skops",)`` or ``(".xgb.json",)``.
     @property
     def suffixes(self) -> tuple[str, ...]: ...
 
-    def load(self, path: Path, *, sha256: str, display_name: str, trust: TrustPolicy) -> LoadedFile: ...
+    def load(self, file: ModelFile, *, display_name: str, trust: TrustPolicy) -> LoadedFile: ...
 
 
 class LoaderTable:

@@ -8,12 +8,16 @@ The booster is wrapped in an adapter with scikit-learn's attributes and methods.
 A classification objective (``binary``, ``multiclass``, ``multiclassova``) gives
 ``predict_proba`` and classes ``0..k-1``, with ``predict`` the likeliest class,
 as ``LGBMClassifier`` answers; any other objective is served as a regressor.
+
+LightGBM trusts its files: the counts and tree links they hold are checked first
+(:mod:`flaskserve.models.loaders.booster_check`), and LightGBM is handed the text
+only if it passes, without the ``tree_sizes`` index that has it parse trees in
+threads, where a damaged tree aborts the process.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +25,8 @@ import numpy.typing as npt
 
 from flaskserve.errors import ModelLoadError
 from flaskserve.models.loaders import LoadedFile, require
-from flaskserve.models.trust import TrustPolicy
+from flaskserve.models.loaders.booster_check import check_lightgbm
+from flaskserve.models.trust import ModelFile, TrustPolicy
 
 _CLASSIFIERS = ("binary", "multiclass", "multiclassova")
 #: The names LightGBM makes up for a model trained on a bare array.
@@ -67,11 +72,17 @@ class LightGBMClassifier(LightGBMModel):
 
 class LightGBMLoader:
     suffixes: tuple[str, ...] = (".lgb", ".lgb.txt")
+    frameworks: tuple[str, ...] = ("lightgbm",)
 
-    def load(self, path: Path, *, sha256: str, display_name: str, trust: TrustPolicy) -> LoadedFile:
+    def load(self, file: ModelFile, *, display_name: str, trust: TrustPolicy) -> LoadedFile:
         lgb = require("lightgbm", "lightgbm")
         try:
-            booster = lgb.Booster(model_file=str(path))
+            text = file.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ModelLoadError(f"{display_name} is not a LightGBM model file: it is not text") from exc
+        checked = check_lightgbm(text, display_name)
+        try:
+            booster = lgb.Booster(model_str=checked)
         except Exception as exc:  # not a LightGBM model file
             raise ModelLoadError(
                 f"{display_name} is not a LightGBM model file: {type(exc).__name__}"

@@ -12,21 +12,30 @@ Two input layouts are understood, the two that converters write:
 
 A classifier's probabilities come either as a tensor ``[rows, classes]`` or, from
 skl2onnx's default ZipMap, as one ``{class: probability}`` map per row.
+
+A model is its one file. ONNX lets a tensor keep its data in another file (external
+data, for models past protobuf's 2 GB), named by a path inside the model; such a
+model is refused before the runtime sees it. The path is the file's to choose: it
+may be absolute, climb out with ``..`` or go through a symlink; ONNX Runtime began
+refusing such paths only in its 2026 releases, and older ones, which flaskserve
+supports, read the file wherever it points. Even inside the model's folder the side
+file escapes the digest the operator pins and the audit log records, so the weights
+could change while the digest stays the same. The runtime is then given the file's
+bytes, never its path, so it has no folder to look in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from flaskserve.errors import ModelLoadError
-from flaskserve.models.loaders import LoadedFile, require
-from flaskserve.models.trust import TrustPolicy
+from flaskserve.errors import ModelLoadError, clip
+from flaskserve.models.loaders import MAX_FEATURES, LoadedFile, require
+from flaskserve.models.trust import ModelFile, TrustPolicy
 
 #: ONNX Runtime's type strings for the numeric tensors a request can fill.
 _ELEMENT_TYPES: dict[str, np.dtype[Any]] = {
@@ -122,24 +131,62 @@ class OnnxClassifier(OnnxModel):
 
 class OnnxLoader:
     suffixes: tuple[str, ...] = (".onnx",)
+    frameworks: tuple[str, ...] = ("onnxruntime",)
 
-    def load(self, path: Path, *, sha256: str, display_name: str, trust: TrustPolicy) -> LoadedFile:
+    def load(self, file: ModelFile, *, display_name: str, trust: TrustPolicy) -> LoadedFile:
         ort = require("onnxruntime", "onnx")
         onnx = require("onnx", "onnx")
         try:
-            # External tensors (weights kept in side files) are left to the runtime to read.
-            graph = onnx.load(str(path), load_external_data=False).graph
+            model = onnx.load_model_from_string(file.data)
+        except Exception as exc:
+            raise ModelLoadError(f"{display_name} is not an ONNX model: {type(exc).__name__}") from exc
+        _refuse_external_data(model, onnx.TensorProto.EXTERNAL, display_name)
+        try:
             options = ort.SessionOptions()
             # One thread per call: gunicorn's workers and threads already use every core, and a
             # thread pool built before the fork would not exist in the workers.
             options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(file.data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # a damaged or unsupported graph
             raise ModelLoadError(
                 f"{display_name} is not an ONNX model this runtime can run: {type(exc).__name__}"
             ) from exc
-        return LoadedFile(model=_adapt(session, graph, display_name), platform="onnx_onnxv1")
+        return LoadedFile(model=_adapt(session, model.graph, display_name), platform="onnx_onnxv1")
+
+
+def _refuse_external_data(model: Any, external: int, display_name: str) -> None:
+    """Refuse a model any of whose tensors keeps its data in another file."""
+    for tensor in _tensors(model):
+        if tensor.data_location == external or len(tensor.external_data):
+            raise ModelLoadError(
+                f"refusing to load {display_name}: its tensor '{clip(tensor.name)}' keeps its data in "
+                "another file, and flaskserve serves an ONNX model from its one file only. Save the "
+                "weights inside it: onnx.save_model(model, path, save_as_external_data=False)"
+            )
+
+
+def _tensors(model: Any) -> Iterator[Any]:
+    """Every tensor of the model: initializers and attributes, in every graph, subgraph and function."""
+    graphs = [model.graph]
+    for info in model.training_info:
+        graphs += [info.initialization, info.algorithm]
+    nodes = [node for function in model.functions for node in function.node]
+    while graphs or nodes:
+        if graphs:
+            graph = graphs.pop()
+            yield from graph.initializer
+            for sparse in graph.sparse_initializer:
+                yield from (sparse.values, sparse.indices)
+            nodes.extend(graph.node)
+            continue
+        for attribute in nodes.pop().attribute:
+            yield attribute.t
+            yield from attribute.tensors
+            for sparse in (attribute.sparse_tensor, *attribute.sparse_tensors):
+                yield from (sparse.values, sparse.indices)
+            graphs.append(attribute.g)
+            graphs.extend(attribute.graphs)
 
 
 def _adapt(session: Any, graph: Any, display_name: str) -> OnnxModel:
@@ -180,6 +227,11 @@ def _read_inputs(
                 "so the input must be [rows, features]"
             )
         width = shape[1]
+        if isinstance(width, int) and width > MAX_FEATURES:
+            raise ModelLoadError(
+                f"{display_name}: its input takes {width} features; flaskserve serves models of at most "
+                f"{MAX_FEATURES}"
+            )
         return inputs, width if isinstance(width, int) else None, None
     for item in declared:
         if not (len(item.shape) == 1 or (len(item.shape) == 2 and item.shape[1] == 1)):

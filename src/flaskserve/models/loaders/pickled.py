@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import pickle
-from pathlib import Path
 
 from flaskserve.errors import ModelLoadError
 from flaskserve.models.loaders import LoadedFile
-from flaskserve.models.trust import TrustPolicy
+from flaskserve.models.trust import ModelFile, TrustPolicy
 
 
 class PickleLoader:
     suffixes: tuple[str, ...] = (".joblib", ".pkl", ".pickle")
+    frameworks: tuple[str, ...] = ("sklearn", "joblib")
 
-    def load(self, path: Path, *, sha256: str, display_name: str, trust: TrustPolicy) -> LoadedFile:
-        trust.check_pickle(display_name, sha256)
+    def load(self, file: ModelFile, *, display_name: str, trust: TrustPolicy) -> LoadedFile:
+        path = file.path
+        trust.check_pickle(display_name, file.sha256, file_name=path.name)
         try:
             if path.suffix.lower() == ".joblib":
                 import joblib
 
-                model = joblib.load(path)
+                model = joblib.load(io.BytesIO(file.data))
             else:
-                with path.open("rb") as stream:
-                    model = pickle.load(stream)
+                model = pickle.loads(file.data)
         except Exception as exc:  # the file may be corrupt or need a missing class
             raise ModelLoadError(f"{display_name} could not be unpickled: {type(exc).__name__}") from exc
         return LoadedFile(

@@ -25,7 +25,6 @@ is imported under a unique module name without touching ``sys.path``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.abc
 import importlib.util
 import inspect
@@ -38,7 +37,7 @@ from typing import Any
 
 from flaskserve.errors import ModelLoadError
 from flaskserve.models.loaders import LoadedFile
-from flaskserve.models.trust import TrustPolicy
+from flaskserve.models.trust import ModelFile, TrustPolicy
 
 log = logging.getLogger("flaskserve.models")
 
@@ -67,12 +66,10 @@ class PythonLoader:
     #: The class reads its weights from its folder: the other files there are not models.
     owns_folder = True
 
-    def load(self, path: Path, *, sha256: str, display_name: str, trust: TrustPolicy) -> LoadedFile:
-        trust.check_code(display_name, sha256)
-        source = path.read_bytes()
-        if hashlib.sha256(source).hexdigest() != sha256:
-            raise ModelLoadError(f"{display_name} changed while it was loading; load it again")
-        module = _import(source, path, display_name)
+    def load(self, file: ModelFile, *, display_name: str, trust: TrustPolicy) -> LoadedFile:
+        trust.check_code(display_name, file.sha256)
+        path = file.path
+        module = _import(file.data, path, display_name)
         cls = _model_class(module, display_name)
         try:
             model = cls()

@@ -9,12 +9,15 @@ The booster is wrapped in an adapter with scikit-learn's attributes and methods.
 A classification objective (``binary:*`` with probabilities, ``multi:*``) gives
 ``predict_proba`` and classes ``0..k-1``, with ``predict`` the likeliest class,
 as ``XGBClassifier`` answers; any other objective is served as a regressor.
+
+XGBoost trusts its files: the counts, sizes and tree links they hold are checked
+first (:mod:`flaskserve.models.loaders.booster_check`), and XGBoost is handed the
+same bytes only if they pass.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +25,8 @@ import numpy.typing as npt
 
 from flaskserve.errors import ModelLoadError
 from flaskserve.models.loaders import LoadedFile, require
-from flaskserve.models.trust import TrustPolicy
+from flaskserve.models.loaders.booster_check import check_xgboost
+from flaskserve.models.trust import ModelFile, TrustPolicy
 
 #: Objectives whose answers are class probabilities, or margins that become them.
 _CLASSIFIERS = ("binary:logistic", "binary:logitraw", "multi:softprob", "multi:softmax")
@@ -75,11 +79,13 @@ def _two_columns(positive: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 class XGBoostLoader:
     suffixes: tuple[str, ...] = (".ubj", ".xgb.json")
+    frameworks: tuple[str, ...] = ("xgboost",)
 
-    def load(self, path: Path, *, sha256: str, display_name: str, trust: TrustPolicy) -> LoadedFile:
+    def load(self, file: ModelFile, *, display_name: str, trust: TrustPolicy) -> LoadedFile:
         xgb = require("xgboost", "xgboost")
+        check_xgboost(file.data, display_name)
         try:
-            booster = xgb.Booster(model_file=str(path))
+            booster = xgb.Booster(model_file=bytearray(file.data))
             config = json.loads(booster.save_config())
         except Exception as exc:  # not an XGBoost model, or from a newer XGBoost
             raise ModelLoadError(
@@ -92,7 +98,7 @@ class XGBoostLoader:
         objective = str(learner.get("objective", {}).get("name", ""))
         n_classes = int(learner.get("learner_model_param", {}).get("num_class", "0") or 0)
         names = booster.feature_names
-        platform = "xgboost_json" if path.name.lower().endswith(".json") else "xgboost_ubj"
+        platform = "xgboost_json" if file.path.name.lower().endswith(".json") else "xgboost_ubj"
         if objective in _CLASSIFIERS:
             model: XGBoostModel = XGBoostClassifier(booster, names, objective, max(n_classes, 2))
         else:
