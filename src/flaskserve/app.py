@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
-from werkzeug.exceptions import NotImplemented as MethodNotImplemented
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map, Rule
 
 from flaskserve.api import docs, health, mlflow, predict, repository, simple, v1, v2
 from flaskserve.api import metrics as metrics_api
+from flaskserve.errors import BadRequest
 from flaskserve.inference.batcher import Occupancy
 from flaskserve.inference.clock import Clock
 from flaskserve.inference.observer import InferenceObserver
@@ -67,9 +67,9 @@ class FlaskserveApp(Flask):
 
 
 def _refuse_tunnels() -> None:
-    """CONNECT asks for a tunnel, which an origin server never opens: 501 whatever the target, not a 404."""
+    """CONNECT asks for a tunnel, which only a proxy opens: a 400 whatever the target, not a 404."""
     if request.method == "CONNECT":
-        raise MethodNotImplemented()
+        raise BadRequest("CONNECT asks for a tunnel through a proxy; this server is not one")
 
 
 def create_app(

@@ -583,8 +583,8 @@ def _drive(
         thread.start()
     if on_tick is not None and tick_s > 0:
         tick = 0
-        # The last tick falls on the deadline itself, while the clients' last requests are in flight.
-        while (next_at := started + (tick + 1) * tick_s) <= deadline + 1e-6:
+        # No tick at the deadline: the last interval's figures are those of the end sample.
+        while (next_at := started + (tick + 1) * tick_s) < deadline - 1e-3:
             time.sleep(max(0.0, next_at - time.monotonic()))
             on_tick(tick)
             tick += 1

@@ -128,9 +128,12 @@ def table() -> Iterator[None]:
         cells = []
         for name in servers:
             result = found.get((case, name))
-            cells.append(
-                "—" if result is None else f"{result.answered}/{ORDINARY_REQUESTS}, {result.p99_ms():.1f} ms"
-            )
+            if result is None:
+                cells.append("—")
+            elif not result.answered:
+                cells.append(f"0/{ORDINARY_REQUESTS}")
+            else:
+                cells.append(f"{result.answered}/{ORDINARY_REQUESTS}, {result.p99_ms():.1f} ms")
         rows.append(f"| {case} | " + " | ".join(cells) + " |")
     print("\n\n" + "\n".join(rows))
 
@@ -483,7 +486,7 @@ def test_giant_and_numerous_headers_are_refused_quickly(served: Served) -> None:
     with crafted_in_background(served, GIANT_HEADS) as seen:
         result = measure(served, "1 MB header; 10,000 headers", lambda: describe(seen))
     grown = server_memory(served) - before
-    print(f"resident memory of the server grew by {grown / 1024 / 1024:.1f} MiB")
+    print(f"resident memory of the server: {before / 2**20:.0f} MiB, then grew by {grown / 2**20:.1f} MiB")
     for name, refusals in seen.items():
         assert refusals, f"{name}: none sent"
         for refusal in refusals:

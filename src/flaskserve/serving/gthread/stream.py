@@ -9,6 +9,7 @@ budget the worker's threads share (:class:`HeldBytes`).
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 from collections import deque
@@ -167,16 +168,25 @@ class Stream:
         return True
 
     def _send_now(self, view: memoryview) -> int:
-        timeout = self._sock.gettimeout()
-        self._sock.settimeout(0.0)
+        """Send what the socket takes without waiting; how much it took."""
         sent = 0
+        if isinstance(self._sock, ssl.SSLSocket):
+            # TLS takes no flags: the socket is made non-blocking for the while.
+            timeout = self._sock.gettimeout()
+            self._sock.settimeout(0.0)
+            try:
+                while sent < len(view):
+                    sent += self._sock.send(view[sent:])
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                pass
+            finally:
+                self._sock.settimeout(timeout)
+            return sent
         try:
             while sent < len(view):
-                sent += self._sock.send(view[sent:])
-        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                sent += self._sock.send(view[sent:], socket.MSG_DONTWAIT)
+        except BlockingIOError:
             pass
-        finally:
-            self._sock.settimeout(timeout)
         return sent
 
     def _send_waiting(self) -> None:

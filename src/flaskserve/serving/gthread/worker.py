@@ -68,7 +68,8 @@ class _Body:
     complete: bool = False
     #: Bytes read so far, framing included.
     received: int = 0
-    #: Bytes kept in memory (after the head), counted against the worker's budget.
+    #: The body's bytes as read, kept in memory while the worker's budget allows; then in ``spool``.
+    pieces: list[bytes] = field(default_factory=list)
     in_memory: int = 0
     spool: IO[bytes] | None = None
     #: What came after the body: the start of a next request.
@@ -84,7 +85,7 @@ class _Body:
 
 @dataclass
 class _Incoming:
-    """A request being read: the bytes so far (the head, then the body in memory), and its deadline."""
+    """A request being read: its head so far, its body once the head is in, and its deadline."""
 
     deadline: float
     data: bytearray = field(default_factory=bytearray)
@@ -252,11 +253,12 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         if body.received > 2 * self.limits.max_body_bytes + MAX_HEAD_BYTES:
             raise Refused(413, "the chunked body is larger than the server accepts")
         if body.spool is None and self._held.take(len(chunk)):
-            incoming.data += chunk
+            body.pieces.append(chunk)
             body.in_memory += len(chunk)
             return
         if body.spool is None:
-            body.spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by whoever reads it last
+            # Closed by the stream once read, or here if the connection closes first.
+            body.spool = tempfile.TemporaryFile()  # noqa: SIM115
         body.spool.write(chunk)
 
     def _hand_over(self, conn: Any, incoming: _Incoming) -> None:
@@ -269,6 +271,7 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         if body is not None:
             # Counted until the request is served: requests waiting for a thread hold their bodies too.
             counted = body.in_memory
+            pieces.extend(body.pieces)
             if body.spool is not None:
                 body.spool.seek(0)
                 pieces.append(body.spool)
