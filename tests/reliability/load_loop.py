@@ -135,3 +135,19 @@ class Periodic:
                 self._action()
             except Exception as error:  # reported by the test, not lost in a thread
                 self.errors.append(error)
+
+
+#: Seconds an ordinary prediction, measured beside abusive clients, may take before it counts as failed.
+ORDINARY_TIMEOUT_S = 5.0
+
+
+def timed_prediction(url: str) -> float | str:
+    """Seconds one ordinary prediction took on a connection of its own, or why it failed."""
+    started = time.monotonic()
+    try:
+        response = requests.post(url + "/predict", json={"x": 1, "y": 2}, timeout=ORDINARY_TIMEOUT_S)
+    except requests.RequestException as error:
+        return type(error).__name__
+    if response.status_code != 200:
+        return f"status {response.status_code}"
+    return time.monotonic() - started

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
-import requests
+from load_loop import timed_prediction
 
 from live_server import RunningServer, ServerLauncher, descendants
 
@@ -47,7 +47,6 @@ pytestmark = pytest.mark.e2e
 
 LONG = os.environ.get("ABUSE_LONG") == "1"
 ORDINARY_REQUESTS = 20
-ORDINARY_TIMEOUT_S = 5.0
 #: Time between two ordinary requests: they spread over the abuse's window.
 ORDINARY_SPACING_S = 0.25
 #: No abusive client keeps going longer than this, whatever happens.
@@ -146,18 +145,6 @@ def served(
     server = launcher.start("--server", request.param, workers=2)
     yield Served(request.param, server)
     launcher.stop_all()
-
-
-def timed_prediction(url: str) -> float | str:
-    """Seconds one ordinary prediction took on a connection of its own, or why it failed."""
-    started = time.monotonic()
-    try:
-        response = requests.post(url + "/predict", json={"x": 1, "y": 2}, timeout=ORDINARY_TIMEOUT_S)
-    except requests.RequestException as error:
-        return type(error).__name__
-    if response.status_code != 200:
-        return f"status {response.status_code}"
-    return time.monotonic() - started
 
 
 def measure(served: Served, case: str, note: Callable[[], str] = str) -> Measured:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
-import requests
+from load_loop import timed_prediction
 
 from live_server import RunningServer
 
@@ -27,7 +27,6 @@ pytestmark = pytest.mark.e2e
 
 SLOW_CLIENTS = 40
 ORDINARY_REQUESTS = 20
-ORDINARY_TIMEOUT_S = 5.0
 #: The slow clients stop dribbling after this long, whatever happens.
 DRIBBLE_LIMIT_S = 10.0
 #: Time between two ordinary requests: they spread over the slow clients' window.
@@ -84,18 +83,6 @@ def slow_clients(url: str, count: int) -> Iterator[SlowClients]:
         feeder.join()
         for sock in clients.sockets:
             sock.close()
-
-
-def timed_prediction(url: str) -> float | str:
-    """Seconds one ordinary prediction took on a connection of its own, or why it failed."""
-    started = time.monotonic()
-    try:
-        response = requests.post(url + "/predict", json={"x": 1, "y": 2}, timeout=ORDINARY_TIMEOUT_S)
-    except requests.RequestException as error:
-        return type(error).__name__
-    if response.status_code != 200:
-        return f"status {response.status_code}"
-    return time.monotonic() - started
 
 
 def nearest_rank(sorted_values: list[float], fraction: float) -> float:
