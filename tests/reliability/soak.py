@@ -607,7 +607,8 @@ def _send(session: requests.Session, url: str, call: Call, origin: float) -> Out
         if not (status == 200 or (call.must_be_refused and 400 <= status < 500)):
             error = response.text[:300]
     except requests.RequestException as exc:
-        error = type(exc).__name__
+        # The whole chain, not the class alone: a reset and a timeout read differently.
+        error = f"{type(exc).__name__}: {exc}"[:300]
     ended = time.monotonic()
     return Outcome(begun - origin, ended - begun, call.kind, call.label, status, error, hit)
 
