@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse
+.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -100,3 +100,8 @@ wheel-check: install
 # table of ordinary requests answered and their p99 that the document quotes.
 abuse: install
 	ABUSE_LONG=1 $(BIN)/python -m pytest -p no:cacheprovider -q -s -rxs tests/reliability/test_abusive_clients.py
+
+# The playground's screenshots (docs/images/playground-*.png), taken by its browser tests in Debian's Chromium.
+screenshots: install
+	mkdir -p docs/images
+	FLASKSERVE_SCREENSHOTS=docs/images $(BIN)/python -m pytest -p no:cacheprovider -q tests/e2e/test_playground_page.py

@@ -75,7 +75,7 @@ def test_the_wheel_holds_the_web_page_and_declares_every_extra(wheel: Path) -> N
     expected = {
         f"flaskserve/ui/{path.relative_to(ui).as_posix()}"
         for folder in ("static", "templates")
-        for path in (ui / folder).iterdir()
+        for path in (ui / folder).rglob("*")
         if path.is_file()
     }
     assert expected, "the web page has files"

@@ -20,7 +20,7 @@ from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map, Rule
 
-from flaskserve.api import docs, health, mlflow, predict, repository, simple, v1, v2
+from flaskserve.api import docs, health, mlflow, playground, predict, repository, simple, v1, v2
 from flaskserve.api import metrics as metrics_api
 from flaskserve.errors import BadRequest
 from flaskserve.inference.batcher import Occupancy
@@ -151,7 +151,7 @@ def create_app(
     tls = settings.tls_certfile is not None or settings.tls_self_signed is not None
     SecurityHeaders().init_app(app, tls=tls)
     Cors().init_app(app, settings.cors_origins)
-    views = (metrics_api, health, simple, v2, v1, mlflow, docs)
+    views = (metrics_api, health, simple, v2, v1, mlflow, docs, playground)
     for module in views:
         app.register_blueprint(module.blueprint)
     predict.init_app(app, protocols)

@@ -50,6 +50,42 @@ RateLimitText = Annotated[str, AfterValidator(_check_rate_limit)]
 """A rate limit in the ``limits`` notation, checked when the settings load."""
 
 
+class FeatureHint(BaseModel):
+    """What the playground's form shows for one feature: ``[models.NAME.playground.features.FEATURE]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    """A sentence shown under the field."""
+    min: float | None = None
+    """Smallest sensible value (the field's lower bound)."""
+    max: float | None = None
+    """Largest sensible value (the field's upper bound)."""
+    step: float | None = None
+    """The field's increment, e.g. 1 for counts."""
+    choices: list[float] | None = None
+    """The values a categorical feature takes, shown as a select."""
+
+
+class PlaygroundSettings(BaseModel):
+    """How the playground (``/ui``) presents a model: ``[models.NAME.playground]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    example: dict[str, float | str] | None = None
+    """A realistic row by feature name, the form's starting values."""
+    features: dict[str, FeatureHint] = Field(default_factory=dict)
+    """Hints by feature name: ``description``, ``min``, ``max``, ``step``, ``choices`` (a select)."""
+    widget: Literal["form", "drawing", "chat", "recommendations"] | None = None
+    """The scenario widget above the form; a text model gets ``chat`` unless this says otherwise."""
+    drawing_width: int = Field(default=8, ge=1, le=64)
+    """Columns of a ``drawing`` widget's pixel grid: the features are its pixels, row by row."""
+    drawing_height: int = Field(default=8, ge=1, le=64)
+    """Rows of a ``drawing`` widget's pixel grid."""
+    drawing_max_value: float = 255.0
+    """The feature value of a fully inked pixel (blank is 0)."""
+
+
 class ModelSettings(BaseModel):
     """Settings of one model, from ``[models.NAME]`` in the config or ``model-settings.toml`` beside it."""
 
@@ -75,6 +111,8 @@ class ModelSettings(BaseModel):
     """Overrides the server-wide ``predict_timeout_s`` for this model (0 turns its timeout off)."""
     rate_limit: RateLimitText | None = None
     """Overrides the server-wide ``rate_limit`` for this model's prediction routes."""
+    playground: PlaygroundSettings = Field(default_factory=PlaygroundSettings)
+    """How the playground page presents this model (example row, feature hints, scenario widget)."""
 
 
 class RequestLimits(BaseModel):

@@ -6,6 +6,9 @@ free port and returns a ``RunningServer`` once ``/v2/health/ready`` answers 200;
 same, started once per test module (for tests that only read, or that compare
 metrics before and after). Every server is stopped when its test (or module)
 ends. Mark the tests ``e2e``.
+
+``browser`` is Debian's Chromium driven by Playwright, once per module, and
+``tab`` a fresh page in it that records its errors (``tests/chromium.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
+from chromium import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, BrowserLog, BrowserPage
 from live_server import RunningServer, ServerLauncher
 
 
@@ -37,3 +42,26 @@ def shared_server(repository: Path, tmp_path_factory: pytest.TempPathFactory) ->
     launcher = ServerLauncher(repository, tmp_path_factory.mktemp("shared-server"))
     yield launcher.start()
     launcher.stop_all()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{NO_CHROMIUM} (CI is set: the browser tests must run)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def tab(browser: Browser, tmp_path: Path) -> Iterator[BrowserPage]:
+    """A fresh page that records its errors; its last view is saved as ``page.png`` in the test's folder."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    log = BrowserLog()
+    page.on("console", log.on_console)
+    page.on("pageerror", log.on_page_error)
+    yield BrowserPage(page, log)
+    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+    context.close()

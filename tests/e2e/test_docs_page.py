@@ -1,119 +1,24 @@
 """The API page (``GET /docs``) in a real headless Chromium, driven with Playwright.
 
-The browser is Debian's ``chromium`` package (``/usr/bin/chromium``); Playwright
-never downloads one. Without that binary the tests skip on a developer's machine,
-and fail under CI (``CI`` set), where ``.ci/services`` installs it.
-
-Every page records the errors its console reports and the exceptions its script
-raises; Chromium reports a content security policy violation there too, as a
-console error. A test fails on any of them it did not cause on purpose.
+The browser, its fixtures and the error log every page keeps are described in
+``chromium.py``; a test fails on any console error or page exception it did not
+cause on purpose.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+from playwright.sync_api import Page, Route, expect
 
+from chromium import BrowserPage, needs_chromium
 from flaskserve.security.keys import KeyStore
 from live_server import RunningServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-NO_CHROMIUM = f"no Chromium at {CHROMIUM}: install Debian's package with 'apt-get install chromium'"
-
-# Skipped at collection, before any server starts; under CI the browser fixture fails instead.
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists() and "CI" not in os.environ, reason=NO_CHROMIUM),
-]
-# The machine may have no network: these flags stop Chromium's own background
-# connections (updates, sync, QUIC probes), which are refused and slow it down.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@dataclass(frozen=True)
-class ConsoleError:
-    text: str
-    url: str
-
-
-@dataclass
-class BrowserLog:
-    """What went wrong in a page: console errors (with the URL they are about) and uncaught exceptions."""
-
-    console_errors: list[ConsoleError] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-
-    def on_console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.console_errors.append(ConsoleError(message.text, message.location.get("url", "")))
-
-    def on_page_error(self, error: Exception) -> None:
-        self.page_errors.append(str(error))
-
-    def unexpected(self, *failed_loads: tuple[int, str]) -> list[str]:
-        """Every problem except the failed loads ``(status, url)`` a test caused on purpose, once each."""
-        expected = list(failed_loads)
-        problems = list(self.page_errors)
-        for error in self.console_errors:
-            match = next(
-                (
-                    load
-                    for load in expected
-                    if error.url == load[1]
-                    and error.text.startswith("Failed to load resource")
-                    and f"status of {load[0]} " in error.text
-                ),
-                None,
-            )
-            if match is None:
-                problems.append(f"{error.text} [{error.url}]")
-            else:
-                expected.remove(match)
-        return problems + [f"expected a failed load {status} of {url}" for status, url in expected]
-
-
-@dataclass
-class BrowserPage:
-    page: Page
-    log: BrowserLog
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{NO_CHROMIUM} (CI is set: the browser tests must run)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def tab(browser: Browser, tmp_path: Path) -> Iterator[BrowserPage]:
-    """A fresh page that records its errors; its last view is saved as ``page.png`` in the test's folder."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    log = BrowserLog()
-    page.on("console", log.on_console)
-    page.on("pageerror", log.on_page_error)
-    yield BrowserPage(page, log)
-    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-    context.close()
+pytestmark = [pytest.mark.e2e, needs_chromium]
 
 
 def open_docs(tab: BrowserPage, server: RunningServer) -> None:

@@ -36,6 +36,7 @@ def index() -> Response:
                 "health": "/v2/health/ready",
                 "openapi": "/openapi.json",
                 "docs": "/docs",
+                "playground": "/ui",
                 "metrics": "/metrics",
                 "v2": "/v2",
             },

@@ -229,13 +229,17 @@ class Metrics:
         In multiprocess mode the values come from every process's files, not from
         this process's registry, which holds only its own share.
         """
-        sources: list[_Collects] = []
+        return generate_latest(_Combined([self._source(), *extra]))
+
+    def families(self) -> list[Metric]:
+        """Every metric as :meth:`exposition` reads it (summed over workers), for pages that chart them."""
+        return list(self._source().collect())
+
+    def _source(self) -> _Collects:
         if self.multiprocess_dir is not None:
-            sources.append(MultiProcessCollector(None, path=self.multiprocess_dir))  # type: ignore[no-untyped-call]
-        else:
-            sources.append(self.registry)
-        sources.extend(extra)
-        return generate_latest(_Combined(sources))
+            collector: _Collects = MultiProcessCollector(None, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            return collector
+        return self.registry
 
 
 class ModelStateCollector(Collector):
