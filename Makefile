@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots
+.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -105,3 +105,14 @@ abuse: install
 screenshots: install
 	mkdir -p docs/images
 	FLASKSERVE_SCREENSHOTS=docs/images $(BIN)/python -m pytest -p no:cacheprovider -q tests/e2e/test_playground_page.py
+
+# The gRPC modules, regenerated from src/flaskserve/rpc/proto/grpc_predict_v2.proto
+# (tests/rpc/test_proto.py fails when they are out of date).
+grpc-generate: install
+	$(BIN)/python -m grpc_tools.protoc -Isrc --python_out=src --pyi_out=src --grpc_python_out=src \
+		src/flaskserve/rpc/proto/grpc_predict_v2.proto
+
+# gRPC against the REST path of the same server (tritonclient's clients), and MLServer's gRPC when
+# bench/setup_peers.sh has made its virtualenv; writes its table into docs/performance.md.
+bench-grpc: install
+	$(BIN)/python bench/grpc_bench.py --update-doc docs/performance.md $(BENCH_ARGS)

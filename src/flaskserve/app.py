@@ -134,6 +134,7 @@ def create_app(
         protocols=protocols,
         metrics=metrics,
         reloader=reloader,
+        occupancy=occupancy,
     )
     RequestTracker().init_app(app, registry=registry, metrics=metrics)
     # Before auth, so that every later hook and view of a request sees the models other workers changed.

@@ -87,6 +87,12 @@ def main() -> None:
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to bind (default 5000).")
 @click.option(
+    "--grpc-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Also serve the Open Inference Protocol over gRPC on this port (needs flaskserve[grpc]).",
+)
+@click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPU count)."
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads per worker.")
@@ -139,20 +145,29 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
         from flaskserve.observability.metrics import Metrics
 
         metrics = Metrics(multiprocess_dir=str(metrics_dir))
+        protocols, grpc_starter = None, None
+        if settings.grpc_port is not None:
+            from flaskserve.rpc import grpc_parts
+
+            protocols, grpc_starter = _fail_cleanly(lambda: grpc_parts(settings))
         # The app first: it refuses an exposed server without keys before any certificate is made.
-        app = _fail_cleanly(lambda: create_app(settings, metrics=metrics, run_dir=run_dir))
+        app = _fail_cleanly(
+            lambda: create_app(settings, metrics=metrics, run_dir=run_dir, protocols=protocols)
+        )
         # Only now: a server that cannot start says why in one line, not after a page of settings.
         log.info("settings in force", extra={"settings": settings.describe()})
         tls = _server_tls(settings)
+        # Called in each worker after the fork: the gRPC runtime must not start before it.
+        in_worker = grpc_starter(app, tls) if grpc_starter is not None else None
         if settings.server == "granian":
             from flaskserve.serving import granian
 
             server = _fail_cleanly(lambda: granian.build_server(settings, tls))
-            granian.serve(server, app)
+            granian.serve(server, app, in_worker=in_worker)
             return
         from flaskserve.serving.gunicorn import serve as run_server
 
-        run_server(app, settings, **(dict(tls.options) if tls is not None else {}))
+        run_server(app, settings, in_worker=in_worker, **(dict(tls.options) if tls is not None else {}))
 
 
 @main.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flaskserve.inference.batcher import Occupancy
 from flaskserve.inference.service import InferenceService
 from flaskserve.lifecycle.reloader import Reloader
 from flaskserve.models.loaders import LoaderTable
@@ -26,6 +27,8 @@ class Runtime:
     metrics: Metrics
     #: Loads and unloads models while serving (the repository API), in step with sibling workers.
     reloader: Reloader
+    #: Requests inside this process, whatever carried them (batch leaders read it).
+    occupancy: Occupancy
 
 
 def get_runtime(app: Any) -> Runtime:

@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     """Address to listen on; a non-loopback one needs API keys (or ``insecure``)."""
     port: int = 5000
     """Port to listen on."""
+    grpc_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port for the Open Inference Protocol over gRPC, on the same address and TLS (off unless set;
+    needs ``pip install 'flaskserve[grpc]'``). Every worker serves it, sharing the port."""
     workers: int | None = None
     """gunicorn worker processes (default: one per CPU core)."""
     threads: int | None = None

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -116,12 +117,17 @@ def _log_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def serve(server: Any, app: Flask) -> None:
-    """Run until stopped; every worker serves ``app`` as built (and its models as loaded) here."""
+def serve(server: Any, app: Flask, *, in_worker: Callable[[], object] | None = None) -> None:
+    """Run until stopped; every worker serves ``app`` as built (and its models as loaded) here.
+
+    ``in_worker`` is called in each worker process once it runs (after the fork).
+    """
 
     def load(_target: str) -> Flask:
         # Called in each worker process, before granian sets up its own signal handlers.
         take_over_worker_signals(GRACEFUL_TIMEOUT_S)
+        if in_worker is not None:
+            in_worker()
         return app
 
     server.serve(target_loader=load)

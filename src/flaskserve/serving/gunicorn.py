@@ -11,6 +11,7 @@ reading request heads in their event loop, so that slow clients hold no thread
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -101,8 +102,13 @@ def gunicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
     return options
 
 
-def serve(app: Flask, settings: Settings, **extra: Any) -> None:
+def serve(
+    app: Flask, settings: Settings, *, in_worker: Callable[[], object] | None = None, **extra: Any
+) -> None:
+    """Run until stopped; ``in_worker`` is called in each worker once it runs (after the fork)."""
     options = gunicorn_options(settings, **extra)
+    if in_worker is not None:
+        options["post_worker_init"] = lambda _worker: in_worker()
     log.info(
         "starting gunicorn",
         extra={"bind": options["bind"], "workers": options["workers"], "threads": options["threads"]},

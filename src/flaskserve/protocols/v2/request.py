@@ -36,6 +36,7 @@ __all__ = [
     "INPUT_NAME",
     "InferRequest",
     "OutputSpec",
+    "decode_infer_payload",
     "decode_infer_request",
     "decode_json_tensor",
 ]
@@ -96,6 +97,18 @@ def decode_infer_request(
         }
     else:
         payload = decode_json(header, max_depth=limits.max_json_depth)
+    return decode_infer_payload(payload, rest, signature, limits)
+
+
+def decode_infer_payload(
+    payload: Any, rest: memoryview | bytes, signature: Signature, limits: RequestLimits
+) -> InferRequest:
+    """A parsed request (the JSON document's values) and its raw tensors as a matrix and outputs.
+
+    The one validation of an inference request, whatever carried it: the REST
+    binding parses JSON into ``payload``, the gRPC binding turns its message into
+    the same values, with raw tensors as ``binary_data_size`` parameters.
+    """
     _check_counts(payload, limits)
     request = parse(InferenceRequest, payload, what="the inference request")
     arrays = _decode_inputs(request, memoryview(rest), limits)
