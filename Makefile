@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate
+.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate fleet
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,14 @@ fuzz-api: install
 FUZZ_RUNS ?= 500000
 fuzz: install
 	$(BIN)/python tests/reliability/fuzz/run.py --runs $(FUZZ_RUNS) --update-doc docs/reliability.md
+
+# The fleet test in its long form (docs/scaling.md): three replica hosts, Redis and nginx in network
+# namespaces (needs root), each load for FLEET_SECONDS; then throughput with 1, 2 and 3 replicas,
+# written into docs/scaling.md.
+FLEET_SECONDS ?= 20
+fleet: install
+	FLEET_SECONDS=$(FLEET_SECONDS) $(BIN)/python -m pytest -p no:cacheprovider -q -s -rxs tests/fleet
+	$(BIN)/python tests/fleet/scaling.py --seconds 10 --rounds 3 --update-doc docs/scaling.md
 
 # The fault tests in their long form (docs/reliability.md, "Faults"): a worker SIGKILLed every second
 # and Redis stopped, restarted and flapping, each under load for FAULT_SECONDS; also a hanging model

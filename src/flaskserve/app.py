@@ -27,6 +27,7 @@ from flaskserve.inference.batcher import Occupancy
 from flaskserve.inference.clock import Clock
 from flaskserve.inference.observer import InferenceObserver
 from flaskserve.inference.service import InferenceService
+from flaskserve.inference.shared_cache import shared_tier
 from flaskserve.lifecycle.journal import JOURNAL_FILE, Journal
 from flaskserve.lifecycle.reloader import Reloader
 from flaskserve.models.loaders import LoaderTable, default_loaders
@@ -109,6 +110,14 @@ def create_app(
         cache_size=settings.cache_size,
         cache_max_bytes=settings.cache_max_bytes,
         cache_ttl_s=settings.cache_ttl_s,
+        shared_cache=shared_tier(
+            settings.cache_storage,
+            prefix=settings.cache_storage_key_prefix,
+            ttl_s=settings.cache_storage_ttl_s,
+            timeout_ms=settings.cache_storage_timeout_ms,
+            max_entry_bytes=settings.cache_storage_max_entry_bytes,
+            on_error=metrics.cache_storage_failed,
+        ),
         clock=clock,
         occupancy=occupancy,
         predict_timeout_s=settings.predict_timeout_s,

@@ -119,6 +119,11 @@ def main() -> None:
     help="Prediction cache entries per model version (0: no cache); models may override it.",
 )
 @click.option(
+    "--cache-storage",
+    default=None,
+    help="Share cached predictions between workers and replicas: redis://HOST:PORT/DB (default memory://).",
+)
+@click.option(
     "--server",
     type=click.Choice(["gunicorn", "granian"]),
     default=None,

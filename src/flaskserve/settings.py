@@ -203,6 +203,21 @@ class Settings(BaseSettings):
     """Seconds a cached prediction stays valid; none means until evicted."""
     cache_max_bytes: int | None = 64 * 1024 * 1024
     """Bytes of answers the prediction cache of one model version may hold; none means no byte bound."""
+    cache_storage: SecretUrl = "memory://"
+    """Where cached predictions are shared: ``memory://`` (each process keeps its own) or
+    ``redis://HOST:PORT/DB``, a second tier behind each process's own cache, shared by every worker and
+    replica. Only models whose cache is on (``cache_size``) use it."""
+    cache_storage_timeout_ms: float = Field(default=5.0, gt=0, le=1000)
+    """Milliseconds one call to the shared cache may take; a slower or failed call is a miss, counted in
+    ``flaskserve_cache_storage_errors_total``; after three in a row the shared cache is left alone for a
+    second."""
+    cache_storage_ttl_s: float = Field(default=3600.0, gt=0)
+    """Seconds an answer stays in the shared cache."""
+    cache_storage_max_entry_bytes: int = Field(default=1024 * 1024, ge=1)
+    """Largest answer (encoded) stored in the shared cache; larger ones stay in the process's own."""
+    cache_storage_key_prefix: str = "flaskserve"
+    """Prefix of the shared cache's keys (``PREFIX:cache:…``), so that several deployments can share one
+    Redis."""
     predict_timeout_s: float = Field(default=0.0, ge=0)
     """Seconds a model call may take before its request is answered 504 ``prediction_timeout``; 0 (the
     default) waits as long as the model takes. On, each call is handed to a thread of its own, which

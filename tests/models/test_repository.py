@@ -110,3 +110,15 @@ def test_unknown_file_format_names_the_supported_ones(tmp_path: Path) -> None:
 def test_empty_repository_says_what_layout_it_expects(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="NAME/VERSION"):
         scan(tmp_path, default_loaders())
+
+
+def test_a_folder_holding_the_model_file_is_one_model_as_kserve_lays_it_out(
+    tmp_path: Path, linear_xy: Any
+) -> None:
+    mounted = tmp_path / "models"
+    save_model(linear_xy, mounted / "model.skops")
+
+    assert [(s.name, s.version) for s in scan(mounted, default_loaders(), single_name="churn")] == [
+        ("churn", "1")
+    ]
+    assert [s.name for s in scan(mounted, default_loaders())] == ["models"]

@@ -3,6 +3,7 @@
 Format-neutral and pure: nothing here imports Flask, Werkzeug or a model
 framework; format-specific fast paths come with the served model (see
 ``models/loaders/sklearn_kernels.py``). Takes its clock, observer and occupancy
-as arguments. May import ``protocols``, ``models`` and below, never a layer
+as arguments. The shared cache tier (``shared_cache.py``) imports ``redis`` only
+when ``cache_storage`` names a Redis. May import ``protocols``, ``models`` and below, never a layer
 above (``make lint`` checks it).
 """

@@ -17,7 +17,7 @@ import hashlib
 import struct
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,14 @@ Matrix = npt.NDArray[Any]
 _DIGEST_BYTES = 16
 #: What one entry costs beyond its answer's bytes (key, bookkeeping), counted against ``max_bytes``.
 ENTRY_OVERHEAD_BYTES = 200
+
+
+class AnswerCache(Protocol):
+    """What the prediction path needs of a cache: this module's LRU, or it with a shared tier behind."""
+
+    def get(self, key: bytes) -> Matrix | None: ...
+
+    def put(self, key: bytes, values: Matrix) -> None: ...
 
 
 class KeyMaker:

@@ -38,9 +38,10 @@ import numpy.typing as npt
 
 from flaskserve.errors import FlaskserveError, LimitExceeded, PredictionFailed, PredictionTimeout
 from flaskserve.inference.batcher import Batcher, Occupancy
-from flaskserve.inference.cache import KeyMaker, PredictionCache
+from flaskserve.inference.cache import AnswerCache, KeyMaker, PredictionCache
 from flaskserve.inference.clock import Clock, SystemClock
 from flaskserve.inference.observer import InferenceObserver, NullObserver
+from flaskserve.inference.shared_cache import SharedTier, TieredCache
 from flaskserve.models.served import Kernel, Matrix, ServedModel
 
 log = logging.getLogger("flaskserve.inference")
@@ -295,7 +296,8 @@ class InferenceService:
     """Runs predictions for every protocol; one per app.
 
     The server-wide batching and cache settings apply to every model whose own
-    settings do not override them. ``clock`` drives batch delays and cache
+    settings do not override them; ``shared_cache``, when given, is the second
+    tier behind each model version's own cache (:mod:`.shared_cache`). ``clock`` drives batch delays and cache
     expiry; ``occupancy`` (requests inside the process, counted at the WSGI
     edge) lets a batch leader stop waiting when no one else can join.
     ``predict_timeout_s`` (0: none) bounds each model call; ``retire`` is called
@@ -313,6 +315,7 @@ class InferenceService:
         cache_size: int = 0,
         cache_max_bytes: int | None = None,
         cache_ttl_s: float | None = None,
+        shared_cache: SharedTier | None = None,
         clock: Clock | None = None,
         occupancy: Occupancy | None = None,
         predict_timeout_s: float = 0.0,
@@ -327,6 +330,7 @@ class InferenceService:
         self.cache_size = cache_size
         self.cache_max_bytes = cache_max_bytes
         self.cache_ttl_s = cache_ttl_s
+        self.shared_cache = shared_cache
         self.clock: Clock = clock or SystemClock()
         self.occupancy = occupancy
         self.predict_timeout_s = predict_timeout_s
@@ -334,7 +338,7 @@ class InferenceService:
             max_stuck, retire if retire is not None else replace_forked_worker(), retire_after_s
         )
         self._routes: dict[tuple[str, str, str], _Route] = {}
-        self._caches: dict[tuple[str, str], tuple[ServedModel, PredictionCache | None]] = {}
+        self._caches: dict[tuple[str, str], tuple[ServedModel, AnswerCache | None]] = {}
         self._building = threading.Lock()
 
     def predict(self, model: ServedModel, method: str, matrix: npt.NDArray[Any]) -> Prediction:
@@ -414,17 +418,21 @@ class InferenceService:
             self._routes = {**self._routes, key: route}
             return route
 
-    def _cache_for(self, model: ServedModel) -> PredictionCache | None:
-        """One cache per model version, shared by its methods (keys name the method)."""
+    def _cache_for(self, model: ServedModel) -> AnswerCache | None:
+        """One cache per model version, shared by its methods (keys name the method).
+
+        With a shared tier, the process's own cache is the first tier and the shared one the second.
+        """
         held = self._caches.get((model.name, model.version))
         if held is not None and held[0] is model:
             return held[1]
         entries = self.cache_entries(model)
-        cache = (
-            PredictionCache(entries, max_bytes=self.cache_max_bytes, ttl_s=self.cache_ttl_s, clock=self.clock)
-            if entries > 0
-            else None
-        )
+        cache: AnswerCache | None = None
+        if entries > 0:
+            local = PredictionCache(
+                entries, max_bytes=self.cache_max_bytes, ttl_s=self.cache_ttl_s, clock=self.clock
+            )
+            cache = local if self.shared_cache is None else TieredCache(local, self.shared_cache)
         self._caches[(model.name, model.version)] = (model, cache)
         return cache
 
@@ -443,7 +451,7 @@ class _Route:
         model: ServedModel,
         call: Callable[[Matrix], Matrix],
         batcher: Batcher | None,
-        cache: PredictionCache | None,
+        cache: AnswerCache | None,
         keys: KeyMaker | None,
         observer: Callable[[], InferenceObserver],
     ) -> None:

@@ -13,6 +13,12 @@ Layout, as Triton and TF Serving use it::
         1/model.py               a Python class; the other files of its folder are its own
         1/weights.skops
 
+A folder that itself holds the model file, as KServe's storage initializer leaves
+``/mnt/models``, is one model of version 1, named ``model_name`` (else after the folder)::
+
+    /mnt/models/
+      model.joblib
+
 Names and versions are checked before any path is built from them, and every
 file must resolve inside the repository: a symlink that points outside is refused.
 """
@@ -73,6 +79,9 @@ def scan(path: Path, loaders: LoaderTable, *, single_name: str | None = None) ->
         loaders.for_path(path)
         return [ModelSource(name=name, version="1", path=path.resolve())]
     root = path.resolve()
+    if any(loaders.handles(p) for p in root.iterdir() if p.is_file()):
+        name = check_model_name(single_name or root.name)
+        return [ModelSource(name, "1", _model_file(root, root, loaders), _settings_file(root, root))]
     sources: list[ModelSource] = []
     for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         sources.extend(scan_model(root, model_dir.name, loaders))
@@ -107,8 +116,7 @@ def scan_model(root: Path, name: str, loaders: LoaderTable) -> list[ModelSource]
     model_dir = _inside(root, root / name)
     if not model_dir.is_dir():
         raise ModelLoadError(f"the repository has no model '{name}'")
-    settings_file = model_dir / MODEL_SETTINGS_FILE
-    settings = _inside(root, settings_file) if settings_file.is_file() else None
+    settings = _settings_file(root, model_dir)
     version_dirs = [p for p in model_dir.iterdir() if p.is_dir() and valid_version(p.name)]
     if version_dirs:
         found = [
@@ -119,6 +127,11 @@ def scan_model(root: Path, name: str, loaders: LoaderTable) -> list[ModelSource]
     else:
         return []
     return sorted(found, key=lambda s: version_key(s.version))
+
+
+def _settings_file(root: Path, model_dir: Path) -> Path | None:
+    candidate = model_dir / MODEL_SETTINGS_FILE
+    return _inside(root, candidate) if candidate.is_file() else None
 
 
 def _model_file(root: Path, folder: Path, loaders: LoaderTable) -> Path:

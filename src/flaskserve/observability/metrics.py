@@ -28,6 +28,7 @@ batch_rows                             histogram  model, version
 batch_requests                         histogram  model, version
 batch_queue_wait_seconds               histogram  model, version
 cache_lookups_total                    counter    model, version, result (hit, miss)
+cache_storage_errors_total             counter    operation (get, put, decode)
 model_loads_total                      counter    model, version
 model_load_failures_total              counter    model, version
 model_load_seconds                     histogram  model
@@ -137,6 +138,12 @@ class Metrics:
             ["model", "version", "result"],
             registry=registry,
         )
+        self.cache_storage_errors = Counter(
+            f"{_PREFIX}_cache_storage_errors",
+            "Calls to the shared prediction cache that failed or timed out, and entries that did not decode.",
+            ["operation"],
+            registry=registry,
+        )
         self.model_loads = Counter(
             f"{_PREFIX}_model_loads",
             "Model versions loaded successfully.",
@@ -181,6 +188,9 @@ class Metrics:
 
     def cache_lookup(self, model: str, version: str, hit: bool) -> None:
         self.cache_lookups.labels(model, version, "hit" if hit else "miss").inc()
+
+    def cache_storage_failed(self, operation: str) -> None:
+        self.cache_storage_errors.labels(operation).inc()
 
     # -- model loading (LoadObserver) -----------------------------------------------
 
