@@ -39,6 +39,8 @@ CONNECT_TIMEOUT_S = 1
 READ_TIMEOUT_S = 3
 #: The model whose rate limit is counted for the whole fleet.
 LIMITED_MODEL = "iris"
+#: Seconds each load of the fleet test runs; ``make fleet`` sets more.
+LOAD_SECONDS = float(os.environ.get("FLEET_SECONDS", "3"))
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 

@@ -7,7 +7,6 @@ tests are skipped with the reason. ``FLEET_SECONDS`` sets how long each load run
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,9 +17,6 @@ from cluster import NGINX, Fleet
 from network import Network, why_namespaces_cannot_be_made
 
 from flaskserve import testing
-
-#: Seconds each load of the fleet test runs; ``make fleet`` sets more.
-LOAD_SECONDS = float(os.environ.get("FLEET_SECONDS", "3"))
 
 
 def _why_not() -> str | None:

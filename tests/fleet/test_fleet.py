@@ -29,9 +29,8 @@ from typing import Any
 
 import pytest
 import requests
-from cluster import LIMITED_MODEL, REPLICA_PORT, Fleet, create_key
+from cluster import LIMITED_MODEL, LOAD_SECONDS, REPLICA_PORT, Fleet, create_key
 
-from conftest import LOAD_SECONDS
 from flaskserve import testing
 from metrics_text import samples
 from reliability.load_loop import LoadResult, run_load
