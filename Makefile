@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse
+.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse \
+	availability
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -100,3 +101,10 @@ wheel-check: install
 # table of ordinary requests answered and their p99 that the document quotes.
 abuse: install
 	ABUSE_LONG=1 $(BIN)/python -m pytest -p no:cacheprovider -q -s -rxs tests/reliability/test_abusive_clients.py
+
+# The availability harness in its long form (docs/operations.md, "Measured availability"): 10 rollouts, a corrupt
+# file, a slow copy, a pin and unpin, a revoked key, 3 HUPs and a worker killed every second for 10 s, under
+# load, gunicorn and then granian; writes its tables into the document.
+availability: install
+	$(BIN)/python tests/reliability/availability.py --server gunicorn --server granian \
+		--update-doc docs/operations.md

@@ -7,6 +7,7 @@ from typing import Any
 
 from flaskserve.inference.service import InferenceService
 from flaskserve.lifecycle.reloader import Reloader
+from flaskserve.lifecycle.watcher import Watcher
 from flaskserve.models.loaders import LoaderTable
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.observability.metrics import Metrics
@@ -26,6 +27,8 @@ class Runtime:
     metrics: Metrics
     #: Loads and unloads models while serving (the repository API), in step with sibling workers.
     reloader: Reloader
+    #: Follows the key file and (with ``watch``) the repository; the server starts it in each worker.
+    watcher: Watcher
 
 
 def get_runtime(app: Any) -> Runtime:

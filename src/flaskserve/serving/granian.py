@@ -41,6 +41,7 @@ from typing import Any
 from flask import Flask
 
 from flaskserve.errors import ConfigError
+from flaskserve.runtime import get_runtime
 from flaskserve.security.tls import ServerTLS
 from flaskserve.serving.gunicorn import default_threads, default_workers
 from flaskserve.serving.signals import GRACEFUL_TIMEOUT_S, take_over_worker_signals
@@ -122,6 +123,7 @@ def serve(server: Any, app: Flask) -> None:
     def load(_target: str) -> Flask:
         # Called in each worker process, before granian sets up its own signal handlers.
         take_over_worker_signals(GRACEFUL_TIMEOUT_S)
+        get_runtime(app).watcher.start()
         return app
 
     server.serve(target_loader=load)

@@ -17,6 +17,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from flaskserve.observability.gunicorn import observability_options
+from flaskserve.runtime import get_runtime
 from flaskserve.serving.gthread import ClientLimits, head_reading_worker
 from flaskserve.serving.signals import GRACEFUL_TIMEOUT_S
 from flaskserve.settings import Settings, cpu_count
@@ -103,6 +104,13 @@ def gunicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
 
 def serve(app: Flask, settings: Settings, **extra: Any) -> None:
     options = gunicorn_options(settings, **extra)
+    watcher = get_runtime(app).watcher
+
+    def post_worker_init(_worker: Any) -> None:
+        # In each worker, after the fork: the watcher's thread must not be started in the master.
+        watcher.start()
+
+    options["post_worker_init"] = post_worker_init
     log.info(
         "starting gunicorn",
         extra={"bind": options["bind"], "workers": options["workers"], "threads": options["threads"]},
