@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate fleet
+.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate fleet availability
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -124,3 +124,10 @@ grpc-generate: install
 # bench/setup_peers.sh has made its virtualenv; writes its table into docs/performance.md.
 bench-grpc: install
 	$(BIN)/python bench/grpc_bench.py --update-doc docs/performance.md $(BENCH_ARGS)
+
+# The availability harness in its long form (docs/operations.md, "Measured availability"): 10 rollouts, a corrupt
+# file, a slow copy, a pin and unpin, a revoked key, 3 HUPs and a worker killed every second for 10 s, under
+# load, gunicorn and then granian; writes its tables into the document.
+availability: install
+	$(BIN)/python tests/reliability/availability.py --server gunicorn --server granian \
+		--update-doc docs/operations.md

@@ -30,8 +30,9 @@ from flaskserve.inference.service import InferenceService
 from flaskserve.inference.shared_cache import shared_tier
 from flaskserve.lifecycle.journal import JOURNAL_FILE, Journal
 from flaskserve.lifecycle.reloader import Reloader
+from flaskserve.lifecycle.watcher import WATCH_LOCK_FILE, Watcher
 from flaskserve.models.loaders import LoaderTable, default_loaders
-from flaskserve.models.loading import load_registry
+from flaskserve.models.loading import load_registry, repository_root
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.observability.metrics import Metrics
 from flaskserve.observability.tracker import RequestTracker
@@ -144,6 +145,13 @@ def create_app(
         metrics=metrics,
         reloader=reloader,
         occupancy=occupancy,
+        watcher=Watcher(
+            reloader,
+            keys.refresh,
+            repository=repository_root(settings) if settings.watch else None,
+            interval_s=settings.watch_interval_s,
+            lock_path=run_dir / WATCH_LOCK_FILE if run_dir is not None else None,
+        ),
     )
     RequestTracker().init_app(app, registry=registry, metrics=metrics)
     # Before auth, so that every later hook and view of a request sees the models other workers changed.

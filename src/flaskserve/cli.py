@@ -129,6 +129,18 @@ def main() -> None:
     default=None,
     help="WSGI server to run (default gunicorn; granian needs 'pip install flaskserve[granian]').",
 )
+@click.option(
+    "--watch/--no-watch",
+    default=None,
+    help="Follow MODEL_PATH: serve new and changed versions, retire removed ones (docs/operations.md).",
+)
+@click.option(
+    "--watch-interval",
+    "watch_interval_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds between two looks at the repository and the key file (default 2).",
+)
 @serve_security_options
 def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) -> None:
     """Serve MODEL_PATH (a model file or a repository folder) under gunicorn (or granian)."""
@@ -237,6 +249,21 @@ def convert(source: Path, target: Path, force: bool) -> None:
     if untrusted:
         flags = " ".join(f"--trust-type {t}" for t in untrusted)
         click.echo(f"it holds types outside skops' safe set; to serve it, trust them: {flags}")
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--version", "number", type=click.IntRange(min=1), default=None, help="Default: the newest + 1."
+)
+def publish(source: Path, model_dir: Path, number: int | None) -> None:
+    """Publish SOURCE (a model file) as the next version of MODEL_DIR (REPOSITORY/NAME), atomically."""
+    from flaskserve.lifecycle.publish import publish as publish_version
+    from flaskserve.models.loaders import default_loaders
+
+    target = _fail_cleanly(lambda: publish_version(source, model_dir, default_loaders(), version=number))
+    click.echo(f"published {target}")
 
 
 @main.command()

@@ -8,6 +8,7 @@ from typing import Any
 from flaskserve.inference.batcher import Occupancy
 from flaskserve.inference.service import InferenceService
 from flaskserve.lifecycle.reloader import Reloader
+from flaskserve.lifecycle.watcher import Watcher
 from flaskserve.models.loaders import LoaderTable
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.observability.metrics import Metrics
@@ -29,6 +30,8 @@ class Runtime:
     reloader: Reloader
     #: Requests inside this process, whatever carried them (batch leaders read it).
     occupancy: Occupancy
+    #: Follows the key file and (with ``watch``) the repository; the server starts it in each worker.
+    watcher: Watcher
 
 
 def get_runtime(app: Any) -> Runtime:

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -86,6 +86,39 @@ class PlaygroundSettings(BaseModel):
     """The feature value of a fully inked pixel (blank is 0)."""
 
 
+class VersionPolicy(BaseModel):
+    """Which of a model's versions serve, as TF Serving chooses them: all (the default), the latest N, or a
+    pinned list. Pinning a version is the rollback: unversioned requests go to the newest version served."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latest: int | None = Field(default=None, ge=1)
+    """Serve only the newest N versions."""
+    specific: list[str] | None = Field(default=None, min_length=1)
+    """Serve exactly these versions (e.g. ``["3"]`` pins version 3)."""
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> VersionPolicy:
+        if self.latest is not None and self.specific is not None:
+            raise ValueError("give either 'latest' or 'specific', not both")
+        return self
+
+
+class Verification(BaseModel):
+    """What a new version must pass before it takes traffic, beyond loading and the warm-up call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample: list[Any] | None = None
+    """Rows to predict with, as ``/predict`` takes them (``[{"x": 1, "y": 2}]`` or ``[[1, 2]]``)."""
+    expected: list[Any] | None = None
+    """The answers ``sample`` must give (numbers within ``tolerance``, anything else exactly)."""
+    tolerance: float = Field(default=1e-6, ge=0)
+    """Largest absolute difference from ``expected`` a numeric answer may show."""
+    require_same_signature: bool = False
+    """Refuse a version whose inputs, outputs or methods differ from the version it replaces."""
+
+
 class ModelSettings(BaseModel):
     """Settings of one model, from ``[models.NAME]`` in the config or ``model-settings.toml`` beside it."""
 
@@ -113,6 +146,10 @@ class ModelSettings(BaseModel):
     """Overrides the server-wide ``rate_limit`` for this model's prediction routes."""
     playground: PlaygroundSettings = Field(default_factory=PlaygroundSettings)
     """How the playground page presents this model (example row, feature hints, scenario widget)."""
+    versions: VersionPolicy = Field(default_factory=VersionPolicy)
+    """Which versions serve: ``[versions]`` with ``latest = N`` or ``specific = ["2"]``; default all."""
+    verify: Verification = Field(default_factory=Verification)
+    """Checks a version must pass before it serves: ``[verify]`` (docs/operations.md)."""
 
 
 class RequestLimits(BaseModel):
@@ -226,6 +263,11 @@ class Settings(BaseSettings):
     max_stuck_predictions: int = Field(default=2, ge=1)
     """Model calls past ``predict_timeout_s`` still running in one worker before the worker asks to be
     replaced; it stops gracefully, finishing the requests it holds, and the server starts another."""
+    watch: bool = False
+    """Follow the repository folder while serving: new, changed and removed versions are verified and
+    served (or retired) without a restart (docs/operations.md)."""
+    watch_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    """Seconds between two looks at the repository folder and the key file."""
     server: Literal["gunicorn", "granian"] = "gunicorn"
     """The WSGI server ``flaskserve serve`` runs: gunicorn, or granian (the ``granian`` extra)."""
 

@@ -73,6 +73,16 @@ def train_linear_xy() -> Any:
     return LinearRegression().fit(frame, 1.0 + 2.0 * frame["x"] + 2.0 * frame["y"])
 
 
+def train_constant(answer: float, features: tuple[str, ...] = ("x", "y")) -> Any:
+    """A regressor on named ``features`` answering ``answer`` whatever the row: a version to tell apart."""
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({name: rng.uniform(-1, 1, 20) for name in features})
+    return LinearRegression().fit(frame, np.full(20, float(answer)))
+
+
 class ExplodingRegressor:
     """A regressor that raises when a row's first value is negative: a model failing on some inputs."""
 

@@ -22,7 +22,7 @@ _LIVE = Operation(
 #: The body of every readiness answer, 200 or 503: ``{"ready": true|false}``.
 READY_BODY = {"application/json": {"type": "object", "properties": {"ready": {"type": "boolean"}}}}
 _READY = Operation(
-    "Readiness: 200 when every model is loaded, else 503",
+    "Readiness: 200 when every model that should serve does, else 503",
     "health",
     response=READY_BODY,
     success_statuses=(200, 503),
@@ -38,5 +38,5 @@ def live() -> Response:
 @blueprint.get("/v2/health/ready", access=OPEN, operation=_READY)
 @blueprint.get("/readyz", access=OPEN, operation=_READY)
 def ready() -> Response:
-    ready = get_runtime(current_app).registry.is_ready()
+    ready = get_runtime(current_app).reloader.is_ready()
     return json_response({"ready": ready}, status=200 if ready else 503)

@@ -56,16 +56,20 @@ log = logging.getLogger("flaskserve.models")
 #: The journal's file name inside the server's run directory.
 JOURNAL_FILE = "repository.journal"
 
-Action = Literal["load", "unload"]
+#: ``remove``: the model's folder left the repository (seen by ``--watch``); unlike ``unload``, it is
+#: not the operator's choice, and the model is served again when its folder comes back.
+Action = Literal["load", "unload", "remove"]
 
 
 @dataclass(frozen=True)
 class JournalEntry:
     """One action as every worker replays it.
 
-    ``versions`` maps each version the acting worker loaded to its file's SHA-256,
-    so that the others load the same versions (not whatever the folder holds by the
-    time they replay) and can tell when a file changed in between.
+    ``versions`` maps each version the acting worker serves after the action to the
+    content digest of its files (:mod:`flaskserve.models.fingerprint`), so that the
+    others serve the same versions (not whatever the folder holds by the time they
+    replay), keep a version they already hold with that digest instead of loading it
+    again, and can tell when a file changed in between.
     """
 
     seq: int
@@ -73,15 +77,19 @@ class JournalEntry:
     model: str
     versions: Mapping[str, str] = field(default_factory=dict)
     pid: int = 0
+    #: Versions that failed to load or verify: version -> (digest of the files that failed, reason).
+    failed: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        document = {
+        document: dict[str, Any] = {
             "seq": self.seq,
             "action": self.action,
             "model": self.model,
             "versions": dict(self.versions),
             "pid": self.pid,
         }
+        if self.failed:
+            document["failed"] = {version: list(why) for version, why in self.failed.items()}
         return orjson.dumps(document) + b"\n"
 
     @classmethod
@@ -90,10 +98,13 @@ class JournalEntry:
         try:
             document: Any = orjson.loads(line)
             action = document["action"]
-            if action not in ("load", "unload"):
+            if action not in ("load", "unload", "remove"):
                 return None
             versions = {str(k): str(v) for k, v in dict(document.get("versions") or {}).items()}
-            return cls(int(document["seq"]), action, str(document["model"]), versions, int(document["pid"]))
+            failed = {str(k): (str(v[0]), str(v[1])) for k, v in dict(document.get("failed") or {}).items()}
+            return cls(
+                int(document["seq"]), action, str(document["model"]), versions, int(document["pid"]), failed
+            )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
 
@@ -182,8 +193,15 @@ class Journal:
             except OSError as exc:
                 raise JournalUnavailable(_unwritable(exc)) from exc
 
-            def append(action: Action, model: str, versions: Mapping[str, str] | None = None) -> JournalEntry:
-                entry = JournalEntry(self._last_seq + 1, action, model, dict(versions or {}), os.getpid())
+            def append(
+                action: Action,
+                model: str,
+                versions: Mapping[str, str] | None = None,
+                failed: Mapping[str, tuple[str, str]] | None = None,
+            ) -> JournalEntry:
+                entry = JournalEntry(
+                    self._last_seq + 1, action, model, dict(versions or {}), os.getpid(), dict(failed or {})
+                )
                 line = entry.encode()
                 size = os.fstat(fd).st_size
                 if size != self._offset:

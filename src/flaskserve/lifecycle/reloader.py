@@ -20,6 +20,14 @@ read-only or full run directory), the action fails with
 any sibling. A journal that cannot be read leaves a worker on the models it has,
 and serving goes on.
 
+With ``--watch``, :class:`~flaskserve.lifecycle.watcher.Watcher` calls :meth:`Reloader.sync`
+for a model whose complete files changed: only the versions whose files changed
+are loaded and verified (:mod:`flaskserve.models.verification`); a version that
+fails never serves, the versions served before keep serving, and the failure is
+remembered with the digest of the files that failed, shown in the index, and not
+tried again until those files change. Every action respects the model's version
+policy (:mod:`flaskserve.models.policy`).
+
 A model being loaded is shown as ``LOADING`` in the index, while the registry
 keeps serving what it had: a registry entry in that state would make readiness
 fail for as long as the load takes, and take a busy server out of rotation.
@@ -36,6 +44,8 @@ from pathlib import Path
 
 from flaskserve.errors import BadRequest, ModelLoadError, ModelNotFound, clip
 from flaskserve.lifecycle.journal import Action, Journal, JournalEntry
+from flaskserve.models import policy
+from flaskserve.models.fingerprint import DigestCache, version_folder
 from flaskserve.models.loaders import LoaderTable
 from flaskserve.models.loading import (
     LoadObserver,
@@ -47,7 +57,8 @@ from flaskserve.models.loading import (
 from flaskserve.models.registry import ModelEntry, ModelRegistry, ModelState
 from flaskserve.models.repository import ModelSource, scan, scan_model, valid_model_name, version_key
 from flaskserve.models.served import ServedModel
-from flaskserve.settings import Settings
+from flaskserve.models.verification import verify
+from flaskserve.settings import ModelSettings, Settings, VersionPolicy
 
 __all__ = ["NOT_LOADED", "UNLOADED", "IndexRow", "Reloader"]
 
@@ -56,6 +67,10 @@ log = logging.getLogger("flaskserve.models")
 #: Index reasons of models on disk that are not served.
 NOT_LOADED = "not loaded"
 UNLOADED = "unloaded"
+FAILED = "failed"
+
+#: version -> (digest of the files that failed, reason)
+Failures = dict[str, tuple[str, str]]
 
 _Append = Callable[..., JournalEntry]
 
@@ -103,6 +118,11 @@ class Reloader:
         self._loading: set[str] = set()
         #: The journal could not be read when last tried (logged once until it can be again).
         self._unreadable = False
+        self.digests = DigestCache()
+        #: The content digest of each served model object's files, by (name, version).
+        self._served_digests: dict[tuple[str, str], tuple[ServedModel, str]] = {}
+        #: Versions whose files failed to load or verify, per model: not tried again until they change.
+        self._failed: dict[str, Failures] = {}
 
     @property
     def journal(self) -> Journal | None:
@@ -112,7 +132,9 @@ class Reloader:
 
     def index(self, *, ready_only: bool = False) -> list[IndexRow]:
         """Every served version, plus every version on disk that is not served (``UNAVAILABLE``)."""
-        rows = [IndexRow(e.name, e.version, e.state, e.reason) for e in self._registry.entries()]
+        rows = [
+            IndexRow(e.name, e.version, e.state, self._served_reason(e)) for e in self._registry.entries()
+        ]
         served = {(row.name, row.version) for row in rows}
         for name in sorted(self._loading - set(self._registry.names())):
             rows.append(IndexRow(name, None, ModelState.LOADING, "loading"))
@@ -120,6 +142,9 @@ class Reloader:
             if (name, version) in served or name in self._loading:
                 continue
             reason = UNLOADED if name in self._unloaded else NOT_LOADED
+            failure = self._failed.get(name, {}).get(version or "")
+            if failure is not None:
+                reason, problem = FAILED, failure[1]
             rows.append(
                 IndexRow(name, version, ModelState.UNAVAILABLE, f"{reason}: {problem}" if problem else reason)
             )
@@ -127,6 +152,25 @@ class Reloader:
         if ready_only:
             return [row for row in rows if row.state is ModelState.READY]
         return rows
+
+    def _served_reason(self, entry: ModelEntry) -> str:
+        failure = self._failed.get(entry.name, {}).get(entry.version)
+        if failure is None:
+            return entry.reason
+        return f"serving its previous files; the new ones {FAILED}: {failure[1]}"
+
+    def is_ready(self) -> bool:
+        """Whether this replica serves what it is supposed to (the readiness policy, docs/operations.md).
+
+        Not ready while a model is still loading at start-up, or when a model whose
+        files failed has no version left to serve. A model the operator unloaded, or
+        whose folder left the repository, is not supposed to serve: it does not count.
+        """
+        entries = self._registry.entries()
+        if any(e.state is not ModelState.READY for e in entries):
+            return False
+        served = set(self._registry.names())
+        return not any(failures and name not in served for name, failures in self._failed.items())
 
     def _on_disk(self) -> Iterator[tuple[str, str | None, str]]:
         """(name, version, problem) of each model version in the repository folder, or of the single file."""
@@ -163,10 +207,14 @@ class Reloader:
         """
         self._check_name(name)
         with self._lock, self._ordered() as append:
-            sources = self._sources(name)
+            sources = self._by_policy(self._sources(name))
+            previous = self._newest_served(name)
             models = self._load_sources(name, sources, self._observer)
-            append("load", name, {m.version: m.sha256 for m in models})
+            for model in models:
+                self._verify(model, previous)
+            append("load", name, {m.version: self._digest_of(m) for m in models})
             self._swap(name, models)
+            self._failed.pop(name, None)
         return models
 
     def unload(self, name: str) -> list[ModelEntry]:
@@ -220,9 +268,11 @@ class Reloader:
     def _apply(self, entry: JournalEntry) -> None:
         """Repeat one journaled action; a failure is logged and leaves this worker as it was."""
         try:
-            if entry.action == "unload":
-                self._remove(entry.model)
+            if entry.action in ("unload", "remove"):
+                self._remove(entry.model, by_operator=entry.action == "unload")
                 return
+            self._failed[entry.model] = dict(entry.failed)
+            held = {m.version: m for m in self._served(entry.model)}
             sources = [s for s in self._sources(entry.model) if s.version in entry.versions]
             missing = sorted(set(entry.versions) - {s.version for s in sources}, key=version_key)
             if missing:
@@ -230,19 +280,22 @@ class Reloader:
                     "model versions vanished before this worker could load them",
                     extra={"model": entry.model, "versions": missing, "journal_seq": entry.seq},
                 )
-            models = self._load_sources(entry.model, sources, None)
-            for model in models:
-                if model.sha256 != entry.versions.get(model.version):
+            kept = [
+                held[s.version]
+                for s in sources
+                if s.version in held and self._digest_of(held[s.version]) == entry.versions[s.version]
+            ]
+            kept_versions = {m.version for m in kept}
+            fresh = self._load_sources(
+                entry.model, [s for s in sources if s.version not in kept_versions], None
+            )
+            for model in fresh:
+                if self._digest_of(model) != entry.versions.get(model.version):
                     log.warning(
-                        "model file changed between workers' loads",
-                        extra={
-                            "model": model.name,
-                            "version": model.version,
-                            "sha256": model.sha256,
-                            "expected_sha256": entry.versions.get(model.version),
-                        },
+                        "model files changed between workers' loads",
+                        extra={"model": model.name, "version": model.version, "sha256": model.sha256},
                     )
-            self._swap(entry.model, models)
+            self._swap(entry.model, sorted(kept + fresh, key=lambda m: version_key(m.version)))
         except Exception as exc:
             # A request is waiting on this: it must not fail, and the journal must move on.
             message = exc.message if isinstance(exc, ModelLoadError | ModelNotFound) else type(exc).__name__
@@ -256,6 +309,96 @@ class Reloader:
                 },
             )
 
+    # -- what the watcher saw --------------------------------------------------------
+
+    def sync(self, name: str, complete: dict[str, str], pending: set[str]) -> bool:
+        """Serve what the model's folder holds now; ``True`` when something changed.
+
+        ``complete`` maps each version whose files stopped changing to their content
+        digest; ``pending`` names the versions still being written, which keep what
+        they serve (if anything) and are not loaded yet. A model the operator unloaded
+        through the API stays unloaded until the operator loads it again.
+        """
+        with self._lock, self._ordered() as append:
+            if name in self._unloaded or self._root is None:
+                return False
+            sources = {s.version: s for s in scan_model(self._root, name, self._loaders)}
+            model_settings = settings_for(next(iter(sources.values())), self._settings) if sources else None
+            wanted = policy.select(
+                (v for v in sources if v in complete or v in pending),
+                model_settings.versions if model_settings else VersionPolicy(),
+            )
+            served = {m.version: m for m in self._served(name)}
+            previous = self._newest_served(name)
+            failed: Failures = {
+                v: why for v, why in self._failed.get(name, {}).items() if complete.get(v) == why[0]
+            }
+            chosen: dict[str, ServedModel] = {}
+            # A wanted version has nothing to serve: keep every version served before.
+            short = not wanted
+            if short and served:
+                log.warning(
+                    "the version policy names no version the folder holds; serving what was served",
+                    extra={"model": name, "policy": policy.describe(model_settings.versions)}
+                    if model_settings
+                    else {"model": name},
+                )
+            for version in wanted:
+                current = served.get(version)
+                digest = complete.get(version)
+                if digest is None or (version in failed and failed[version][0] == digest):
+                    short = short or current is None or version in failed
+                    if current is not None:
+                        chosen[version] = current
+                    continue
+                if current is not None and self._same(current, digest, model_settings):
+                    chosen[version] = current
+                    continue
+                try:
+                    model = self._load_sources(name, [sources[version]], self._observer)[0]
+                    if self._digest_of(model) != digest:
+                        continue  # changed while it loaded: the watcher sees it again when it settles
+                    self._verify(model, previous)
+                except ModelLoadError as exc:
+                    failed[version] = (digest, exc.message)
+                    log.error(
+                        "model version refused; the versions served before keep serving",
+                        extra={"model": name, "version": version, "error": exc.message},
+                    )
+                    short = True
+                    if current is not None:
+                        chosen[version] = current
+                    continue
+                chosen[version] = model
+            if short:
+                for version, model in served.items():
+                    chosen.setdefault(version, model)
+            unchanged = {v: id(m) for v, m in chosen.items()} == {v: id(m) for v, m in served.items()}
+            if unchanged and failed == self._failed.get(name, {}):
+                return False
+            models = sorted(chosen.values(), key=lambda m: version_key(m.version))
+            append("load", name, {m.version: self._digest_of(m) for m in models}, failed)
+            self._swap(name, models)
+            self._failed[name] = failed
+            log.info(
+                "model versions in service changed",
+                extra={"model": name, "versions": [m.version for m in models], "failed": sorted(failed)},
+            )
+            return True
+
+    def served_names(self) -> set[str]:
+        """Models served, or whose files failed: those a watcher retires when their folder goes."""
+        return set(self._registry.names()) | set(self._failed)
+
+    def remove_missing(self, name: str) -> None:
+        """The model's folder left the repository: stop serving it (not an operator's unload)."""
+        with self._lock, self._ordered() as append:
+            if not self._registry.entries(name) and name not in self._failed:
+                return
+            append("remove", name)
+            self._remove(name, by_operator=False)
+            log.info("model left the repository; no longer served", extra={"model": name})
+
     # -- the work -------------------------------------------------------------------
 
     @contextmanager
@@ -263,8 +406,13 @@ class Reloader:
         """The journal's lock (after catching up) and its append, or a local no-op without a journal."""
         if self._journal is None:
 
-            def local(action: Action, model: str, versions: dict[str, str] | None = None) -> JournalEntry:
-                return JournalEntry(0, action, model, versions or {})
+            def local(
+                action: Action,
+                model: str,
+                versions: dict[str, str] | None = None,
+                failed: dict[str, tuple[str, str]] | None = None,
+            ) -> JournalEntry:
+                return JournalEntry(0, action, model, versions or {}, failed=failed or {})
 
             yield local
             return
@@ -332,6 +480,48 @@ class Reloader:
         finally:
             self._loading.discard(name)
 
+    def _served(self, name: str) -> list[ServedModel]:
+        return [e.model for e in self._registry.entries(name) if e.model is not None]
+
+    def _newest_served(self, name: str) -> ServedModel | None:
+        served = self._served(name)
+        return served[-1] if served else None
+
+    def _by_policy(self, sources: list[ModelSource]) -> list[ModelSource]:
+        if not sources:
+            return sources
+        chosen = set(
+            policy.select((s.version for s in sources), settings_for(sources[0], self._settings).versions)
+        )
+        return [s for s in sources if s.version in chosen]
+
+    def _verify(self, model: ServedModel, previous: ServedModel | None) -> None:
+        try:
+            verify(model, previous)
+        except ModelLoadError:
+            if self._observer is not None:
+                self._observer.model_load_failed(model.name, model.version)
+            raise
+
+    def _digest_of(self, model: ServedModel) -> str:
+        """The content digest of a served model's version folder, computed once per model object."""
+        key = (model.name, model.version)
+        known = self._served_digests.get(key)
+        if known is None or known[0] is not model:
+            known = (model, self.digests.digest(version_folder(model.source)))
+            self._served_digests[key] = known
+        return known[1]
+
+    def _same(self, model: ServedModel, digest: str, model_settings: ModelSettings | None) -> bool:
+        """Whether ``model`` is already what its files and settings (the version policy aside) make."""
+        if self._digest_of(model) != digest:
+            return False
+        if model_settings is None:
+            return True
+        return model.settings.model_dump(exclude={"versions"}) == model_settings.model_dump(
+            exclude={"versions"}
+        )
+
     def _swap(self, name: str, models: list[ServedModel]) -> None:
         entries = [ModelEntry(m.name, m.version, ModelState.READY, model=m) for m in models]
         self._registry.replace_model(name, entries)
@@ -339,8 +529,10 @@ class Reloader:
         if self._forget is not None:
             self._forget(name)
 
-    def _remove(self, name: str) -> None:
+    def _remove(self, name: str, *, by_operator: bool = True) -> None:
         self._registry.replace_model(name, [])
-        self._unloaded.add(name)
+        self._failed.pop(name, None)
+        if by_operator:
+            self._unloaded.add(name)
         if self._forget is not None:
             self._forget(name)

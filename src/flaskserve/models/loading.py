@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flaskserve.errors import ConfigError, ModelLoadError, UntrustedModel
+from flaskserve.models import policy
 from flaskserve.models.loaders import MAX_FEATURES, Loader, LoaderTable
 from flaskserve.models.registry import ModelEntry, ModelRegistry, ModelState
 from flaskserve.models.repository import ModelSource, scan
 from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import DEFAULT_MAX_TEXT_BYTES, infer_signature
 from flaskserve.models.trust import ModelFile, TrustPolicy
+from flaskserve.models.verification import verify
 from flaskserve.settings import ModelSettings, Settings
 
 if sys.version_info >= (3, 11):
@@ -253,26 +255,41 @@ def load_registry(
         raise ConfigError("no model given: pass a model file or a repository folder")
     silence_redundant_warnings()
     registry = ModelRegistry(default_model=settings.default_model)
-    sources = scan(settings.model_path, loaders, single_name=settings.model_name)
+    sources = _by_policy(scan(settings.model_path, loaders, single_name=settings.model_name), settings)
     trust = trust_policy(settings)
     for source in sources:
         registry.set_entry(ModelEntry(source.name, source.version, ModelState.LOADING))
-        registry.add(
-            load_model(
-                source,
-                settings_for(source, settings),
-                loaders,
-                trust,
-                observer,
-                max_text_bytes=settings.limits.max_string_bytes,
-            )
+        model = load_model(
+            source,
+            settings_for(source, settings),
+            loaders,
+            trust,
+            observer,
+            max_text_bytes=settings.limits.max_string_bytes,
         )
+        # At start-up there is nothing to replace: only the sample request is checked.
+        verify(model, None)
+        registry.add(model)
     if settings.default_model is not None and settings.default_model not in registry.names():
         raise ConfigError(
             f"default_model '{settings.default_model}' is not among the served models: "
             f"{', '.join(registry.names())}"
         )
     return registry
+
+
+def _by_policy(sources: list[ModelSource], settings: Settings) -> list[ModelSource]:
+    """The sources each model's version policy serves (all of them unless its settings say otherwise)."""
+    by_name: dict[str, list[ModelSource]] = {}
+    for source in sources:
+        by_name.setdefault(source.name, []).append(source)
+    chosen: list[ModelSource] = []
+    for versions in by_name.values():
+        wanted = set(
+            policy.select((s.version for s in versions), settings_for(versions[0], settings).versions)
+        )
+        chosen.extend(s for s in versions if s.version in wanted)
+    return chosen
 
 
 def repository_root(settings: Settings) -> Path | None:

@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -56,6 +57,8 @@ __all__ = [
     "normalize_scope",
     "validate_name",
 ]
+
+log = logging.getLogger("flaskserve.security")
 
 #: Prefix of every key, so that leaked keys are easy to recognise in logs and by secret scanners.
 KEY_PREFIX = "fs_"
@@ -138,14 +141,17 @@ class KeyStore:
     """The set of keys in one key file, indexed by the SHA-256 of each key.
 
     Changes (:meth:`create`, :meth:`revoke`) stay in memory until :meth:`save`.
-    A server reads the file once at start-up, so a revoked key stops working when
-    the server is restarted.
+    A server reads the file at start-up and then again whenever it changed
+    (:meth:`refresh`, called by each worker's watcher every ``watch_interval_s``),
+    so a revoked key stops working within one interval, without a restart.
     """
 
     def __init__(self, path: Path, keys: Iterable[tuple[str, ApiKey]] = ()) -> None:
         self.path = path
         self._by_digest: dict[str, _Record] = {}
         self._by_name: dict[str, _Record] = {}
+        #: The key file's stat signature when it was last read (``None``: absent or never read).
+        self._read_as: tuple[int, int, int] | None = None
         for digest, key in keys:
             self._add(_Record(digest, key))
 
@@ -153,6 +159,7 @@ class KeyStore:
     def load(cls, path: str | os.PathLike[str]) -> KeyStore:
         """Read the key file at ``path``; a file that does not exist yet is an empty store."""
         path = Path(path)
+        seen = _stat_signature(path)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -160,7 +167,9 @@ class KeyStore:
         except OSError as exc:
             raise KeyStoreError(f"cannot read key file {str(path)!r}: {exc.strerror}") from exc
         try:
-            return cls(path, _parse(json.loads(text)))
+            store = cls(path, _parse(json.loads(text)))
+            store._read_as = seen
+            return store
         except KeyError as exc:
             raise KeyStoreError(
                 f"key file {str(path)!r} is not a valid flaskserve key file (a key lacks {exc.args[0]!r}); "
@@ -174,6 +183,36 @@ class KeyStore:
 
     def __len__(self) -> int:
         return len(self._by_name)
+
+    def refresh(self) -> bool:
+        """Read the key file again if it changed since it was last read; ``True`` when the keys changed.
+
+        The file is written atomically (:meth:`save`), so it is read whole or not at
+        all. A file that cannot be read or is not valid, or that would take away every
+        key of a store that had some, is refused: the keys in force stay, and the
+        refusal is logged. (No keys would open every route to anyone; stop the server
+        to run it without keys.)
+        """
+        seen = _stat_signature(self.path)
+        if seen == self._read_as:
+            return False
+        try:
+            fresh = KeyStore.load(self.path)
+        except KeyStoreError as exc:
+            log.error(
+                "the key file changed but cannot be used; the keys in force stay", extra={"error": str(exc)}
+            )
+            self._read_as = seen
+            return False
+        self._read_as = seen
+        if len(fresh) == 0 and len(self) > 0:
+            log.error("the key file now holds no key; refusing to open the server, the keys in force stay")
+            return False
+        # One assignment each: a request checks its key against one table or the other, never a mix.
+        self._by_digest = fresh._by_digest
+        self._by_name = fresh._by_name
+        log.info("API keys reloaded", extra={"keys": len(fresh)})
+        return True
 
     def create(self, name: str, scopes: Iterable[str]) -> str:
         """Add a key called ``name`` with ``scopes`` and return the key: the only time it is visible."""
@@ -260,6 +299,14 @@ class KeyStore:
             )
         self._by_name[record.key.name] = record
         self._by_digest[record.digest] = record
+
+
+def _stat_signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _parse(document: Any) -> list[tuple[str, ApiKey]]:

@@ -42,6 +42,7 @@ from typing import Any
 from flask import Flask
 
 from flaskserve.errors import ConfigError
+from flaskserve.runtime import get_runtime
 from flaskserve.security.tls import ServerTLS
 from flaskserve.serving.gunicorn import default_threads, default_workers
 from flaskserve.serving.signals import GRACEFUL_TIMEOUT_S, take_over_worker_signals
@@ -128,6 +129,7 @@ def serve(server: Any, app: Flask, *, in_worker: Callable[[], object] | None = N
         take_over_worker_signals(GRACEFUL_TIMEOUT_S)
         if in_worker is not None:
             in_worker()
+        get_runtime(app).watcher.start()
         return app
 
     server.serve(target_loader=load)

@@ -18,6 +18,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from flaskserve.observability.gunicorn import observability_options
+from flaskserve.runtime import get_runtime
 from flaskserve.serving.gthread import ClientLimits, head_reading_worker
 from flaskserve.serving.signals import GRACEFUL_TIMEOUT_S
 from flaskserve.settings import Settings, cpu_count
@@ -107,8 +108,15 @@ def serve(
 ) -> None:
     """Run until stopped; ``in_worker`` is called in each worker once it runs (after the fork)."""
     options = gunicorn_options(settings, **extra)
-    if in_worker is not None:
-        options["post_worker_init"] = lambda _worker: in_worker()
+    watcher = get_runtime(app).watcher
+
+    def post_worker_init(_worker: Any) -> None:
+        # In each worker, after the fork: threads and servers must not be started in the master.
+        watcher.start()
+        if in_worker is not None:
+            in_worker()
+
+    options["post_worker_init"] = post_worker_init
     log.info(
         "starting gunicorn",
         extra={"bind": options["bind"], "workers": options["workers"], "threads": options["threads"]},
