@@ -43,21 +43,14 @@ MAX_FAILED_SHARE = 0.005
 CONVERGE_S = 30.0
 
 
-def watch_is_available() -> bool:
-    from flaskserve.cli import serve
-
-    return any(option.name == "watch" for option in serve.params)
-
-
 @pytest.fixture(scope="module")
 def fleet(make_fleet: Callable[..., Fleet], fleet_repository: Path) -> Fleet:
     """One fleet for the module (starting replicas is the slow part); it watches the repository."""
-    watching = ["--watch"] if watch_is_available() else []
     return make_fleet(
         fleet_repository,
         rate_limit=f"{RATE_LIMIT}/minute",
-        extra_flags=watching,
-        env={"FLASKSERVE_WATCH_INTERVAL_S": "0.5"} if watching else None,
+        extra_flags=["--watch"],
+        env={"FLASKSERVE_WATCH_INTERVAL_S": "0.5"},
     )
 
 
@@ -213,8 +206,6 @@ def test_serving_continues_while_redis_is_killed_and_shares_again_once_it_is_bac
 def test_a_version_dropped_into_the_repository_goes_live_on_every_replica_with_no_failure(
     fleet: Fleet, fleet_repository: Path, linear_xy: Any, tmp_path: Path
 ) -> None:
-    if not watch_is_available():
-        pytest.xfail("needs 'flaskserve serve --watch' (watching the repository), not built yet")
     live: set[str] = set()
 
     with load(fleet) as result:
