@@ -46,6 +46,7 @@ from flaskserve.security.keys import KeyStore
 from flaskserve.security.ratelimit import RateLimits
 from flaskserve.serving.occupancy import count_requests
 from flaskserve.settings import Settings, load_settings
+from flaskserve.web import bodies
 from flaskserve.web.errors import register_error_handlers
 from flaskserve.web.json_provider import OrjsonProvider
 from flaskserve.web.routing import DeclaredMap, DeclaredRule
@@ -158,6 +159,7 @@ def create_app(
     repository.init_app(app, reloader)
     register_error_handlers(app)
     app.before_request(_refuse_tunnels)
+    bodies.init_app(app)
     # Batch leaders see how many requests are inside this process (see inference/batcher.py).
     app.wsgi_app = count_requests(app.wsgi_app, occupancy)  # type: ignore[method-assign,assignment]
     if settings.trusted_proxies:

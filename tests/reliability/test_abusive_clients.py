@@ -11,6 +11,8 @@ allowed ``ORDINARY_TIMEOUT_S``; every one must be answered. The cases:
   so the socket buffers fill, and clients that ask the server to close and then
   neither read nor close;
 - many idle kept-alive connections;
+- a request refused before its body was read: the next request on the same
+  connection is answered, or the refusal said the connection closes;
 - a 1 MB header, and 10,000 small ones: refused quickly (431 or 400), without
   memory growing;
 - request smuggling shapes: refused (or the connection closed), never read as
@@ -23,6 +25,7 @@ table docs/reliability.md quotes.
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
 import re
@@ -396,6 +399,55 @@ def test_many_idle_kept_alive_connections_starve_no_one(served: Served) -> None:
             sock.close()
     assert len(idle) == IDLE_CONNECTIONS
     assert_all_answered(result)
+
+
+def read_answer(sock: socket.socket) -> http.client.HTTPResponse:
+    """One whole answer from a kept-alive connection."""
+    answer = http.client.HTTPResponse(sock)
+    answer.begin()
+    answer.read()
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("body", "pause_s"),
+    [
+        pytest.param(b"[" + b"1," * 20_000 + b"1]", 0.0, id="large-body-sent-with-its-head"),
+        # As requests sends a body: in a send of its own after the head's.
+        pytest.param(b'{"inputs": []}', 0.1, id="small-body-sent-after-its-head"),
+    ],
+)
+def test_a_request_refused_before_its_body_was_read_does_not_lose_the_next_one(
+    served: Served, body: bytes, pause_s: float
+) -> None:
+    """An unknown model is refused before its body is read; the next request on the connection is answered.
+
+    Found by the soak under granian: a refused request whose body had not all
+    arrived was answered as if the connection stayed open, then the connection
+    was closed, and the client's next request on it got no answer. Under
+    gunicorn the body's unread rest was taken for the next request's head. The
+    answer must either keep the connection usable or say ``Connection: close``.
+    """
+    head = (
+        "POST /v2/models/nosuch/infer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    ordinary = b'{"x": 1, "y": 2}'
+    follow = (
+        b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(ordinary), ordinary)
+    )
+    with connect(served) as sock:
+        sock.sendall(head)
+        time.sleep(pause_s)
+        sock.sendall(body)
+        refused = read_answer(sock)
+        assert refused.status == 404
+        if (refused.getheader("Connection") or "").lower() == "close":
+            assert read_until_closed(sock, 5.0)[1] in ("closed", "reset")
+            return
+        sock.sendall(follow)
+        assert read_answer(sock).status == 200
 
 
 # -- helpers for refused requests ----------------------------------------------------------------

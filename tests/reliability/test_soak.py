@@ -39,14 +39,7 @@ MAX_RSS_GROWTH = 0.15
 MAX_FD_GROWTH = 0.25
 
 
-#: Seen once in CI: one request of the short soak under granian got no answer (a reset connection);
-#: the 10-minute soak under granian answered every one. Open until explained (docs/reliability.md).
-GRANIAN_UNANSWERED = pytest.mark.xfail(
-    strict=False, reason="one unanswered request seen once under granian; under investigation"
-)
-
-
-@pytest.mark.parametrize("server_name", ["gunicorn", pytest.param("granian", marks=GRANIAN_UNANSWERED)])
+@pytest.mark.parametrize("server_name", ["gunicorn", "granian"])
 def test_mixed_traffic_gets_no_5xx_and_workers_do_not_grow(
     start_server: Callable[..., RunningServer], server_name: str
 ) -> None:

@@ -59,23 +59,23 @@ def test_a_chunked_body_over_the_limit_is_refused_on_every_post_route(app: Flask
     # Valid JSON up to the limit and well past it: cut anywhere, it would still parse as a prefix.
     body = b'{"instances": [' + b"[1, 2], " * (LIMIT // 4) + b"[1, 2]]}"
 
-    statuses = {
-        path: chunked(client, path, body, "application/json").status_code for path in post_routes(app)
-    }
+    answers = {path: chunked(client, path, body, "application/json") for path in post_routes(app)}
 
-    assert statuses == dict.fromkeys(statuses, 413)
+    assert {path: answer.status_code for path, answer in answers.items()} == dict.fromkeys(answers, 413)
+    # The body's rest is still on the connection: the answer says it closes (see web/bodies.py).
+    assert {answer.headers.get("Connection") for answer in answers.values()} == {"close"}
 
 
 def test_a_declared_body_over_the_limit_is_refused_on_every_post_route(app: Flask) -> None:
     client = app.test_client()
     body = b"[" + b"1," * LIMIT + b"1]"
 
-    statuses = {
-        path: client.post(path, data=body, content_type="application/json").status_code
-        for path in post_routes(app)
+    answers = {
+        path: client.post(path, data=body, content_type="application/json") for path in post_routes(app)
     }
 
-    assert statuses == dict.fromkeys(statuses, 413)
+    assert {path: answer.status_code for path, answer in answers.items()} == dict.fromkeys(answers, 413)
+    assert {answer.headers.get("Connection") for answer in answers.values()} == {"close"}
 
 
 def test_a_chunked_csv_cut_at_the_limit_is_refused_not_answered_for_its_first_rows(app: Flask) -> None:
@@ -92,6 +92,7 @@ def test_a_chunked_body_under_the_limit_is_answered(app: Flask) -> None:
 
     assert response.status_code == 200
     assert len(response.get_json()["predictions"]) == 2
+    assert "Connection" not in response.headers
 
 
 @pytest.mark.parametrize("path", ["/predict", "/v2/models/linear/infer", "/invocations"])
@@ -102,3 +103,18 @@ def test_a_compressed_body_is_refused_on_every_protocol(app: Flask, path: str) -
 
     assert response.status_code == 415
     assert "uncompressed" in response.get_json()["error"]
+    assert response.headers["Connection"] == "close"
+
+
+def test_an_answer_says_the_connection_closes_exactly_when_the_body_was_left_unread(app: Flask) -> None:
+    client = app.test_client()
+
+    refused_unread = client.post(
+        "/v2/models/nosuch/infer", data=b'{"inputs": []}', content_type="application/json"
+    )
+    refused_read = client.post("/predict", data=b'{"x": 1}', content_type="application/json")
+
+    assert refused_unread.status_code == 404
+    assert refused_unread.headers["Connection"] == "close"
+    assert refused_read.status_code == 400
+    assert "Connection" not in refused_read.headers

@@ -7,8 +7,9 @@ threads follow the same settings and defaults as under gunicorn.
 
 granian forks its workers from this process (Linux), and each worker is given a
 loader that returns the app built here, so models are loaded once and shared
-copy-on-write, as under gunicorn. gunicorn stays the default because its hooks
-mark the metrics files of dead workers.
+copy-on-write, as under gunicorn. gunicorn stays the default because granian
+cannot bound slow request bodies (below) and gunicorn's hooks mark the metrics
+files of dead workers.
 
 Slow clients: granian reads request heads in Rust, so they hold no Python thread,
 but each connection holds one of its worker's ``backpressure`` permits from the
@@ -22,9 +23,11 @@ Slow bodies: granian calls the app once the head is in, and the app reads the
 body in its blocking thread, so a client that sends its body a few bytes a second
 holds a thread for as long as it goes on. granian offers no bound on that time
 (``HTTP1Settings`` has a header timeout, keep-alive, a buffer size and pipeline
-flushing; nothing for bodies), and more ``blocking_threads`` only raise the number
-of such clients it takes: in front of untrusted clients granian needs a proxy
-that buffers request bodies (docs/reliability.md, "Abusive clients"). The body and
+flushing; nothing for bodies), every read of ``wsgi.input`` waits in granian's
+runtime for its size, a newline or the end with no deadline, and more
+``blocking_threads`` only raise the number of such clients it takes: in front of
+untrusted clients granian needs a proxy that buffers request bodies
+(docs/reliability.md, "Abusive clients"). The body and
 send timeouts of the settings apply under gunicorn only. Answers are written by
 granian, not by the app's threads, so clients that do not read hold no thread.
 

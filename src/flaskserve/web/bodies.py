@@ -4,22 +4,42 @@ Every route that reads a body calls :func:`read_body`, so every limit holds on
 every route: the declared size (Werkzeug answers 413 for a ``Content-Length``
 over ``MAX_CONTENT_LENGTH``), the size of a chunked body (refused, never cut),
 and the encoding (compressed bodies are refused rather than parsed as garbage).
+
+A request refused before its body is read (an unknown model, a bad key, a wrong
+media type, a declared size over the limit) leaves that body unread. granian then
+closes the connection after the answer unless the body had all arrived, and the
+answer did not say so: a client that sent its next request on the connection lost
+it ("Remote end closed connection without response"; docs/reliability.md, "Soak").
+:func:`close_if_body_unread` marks such answers ``Connection: close`` (RFC 9112,
+section 9.6), so clients open a new connection instead. gunicorn drops that
+header from an app; its worker reads past the unread rest instead, which it
+already holds (:mod:`flaskserve.serving.gthread`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Request, Response, request
+from flask import Flask, Request, Response, request
 
 from flaskserve.access import MODEL_NAME_HEADER, MODEL_VERSION_HEADER
 from flaskserve.errors import PayloadTooLarge, UnsupportedMediaType
 from flaskserve.models.served import ServedModel
 from flaskserve.protocols.payload import decode_json, encode_json, is_json_mimetype
 
-__all__ = ["current_request", "json_response", "read_body", "read_optional_json", "set_model_headers"]
+__all__ = [
+    "close_if_body_unread",
+    "current_request",
+    "init_app",
+    "json_response",
+    "read_body",
+    "read_optional_json",
+    "set_model_headers",
+]
 
 _IDENTITY = "identity"
+#: Set in the WSGI environ once the whole body has been read.
+_BODY_READ = "flaskserve.body_read"
 
 
 def current_request() -> Request:
@@ -48,7 +68,35 @@ def read_body(req: Request | None = None) -> bytes:
     limit = req.max_content_length
     if limit is not None and req.content_length is None and len(body) >= limit:
         raise PayloadTooLarge()
+    req.environ[_BODY_READ] = True
     return body
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(close_if_body_unread)
+
+
+def close_if_body_unread(response: Response) -> Response:
+    """Tell the client the connection closes when the request's body was never read whole.
+
+    A request declares a body with a ``Content-Length`` other than 0 or with a
+    ``Transfer-Encoding``. PEP 3333 leaves hop-by-hop headers to the server, but
+    granian has no other way to hear it: it passes the header on and closes, as it
+    would have anyway. gunicorn leaves the header out and keeps the connection.
+
+    Only refusals (400 and above) are looked at: every route that takes a body
+    reads it before it can succeed, and the request proxy this needs cost about
+    ten times the status check on every answer (docs/reliability.md, "Soak").
+    """
+    if response.status_code < 400:
+        return response
+    environ = request.environ
+    if _BODY_READ in environ:
+        return response
+    length = environ.get("CONTENT_LENGTH")
+    if (length and length != "0") or "HTTP_TRANSFER_ENCODING" in environ:
+        response.headers["Connection"] = "close"
+    return response
 
 
 def read_optional_json(max_depth: int, absent: Any = None) -> Any:

@@ -46,6 +46,9 @@ Its guarantees:
   byte taken;
 - an answer's client must take a byte of it every ``send_timeout_s``, else its
   connection is closed;
+- the rest of a body the app left unread (a request refused before its body) is
+  read past, from what the worker already holds, before the connection is kept:
+  it is never taken for the start of the next request;
 - a connection is closed after its answer in the event loop, which lingers
   ``LINGER_S`` at most, without blocking, for the client to close first;
 - a stopping worker closes the connections that have not begun a request and

@@ -29,6 +29,8 @@ __all__ = ["MAX_HEAD_BYTES", "MAX_HELD_BYTES", "ClientLimits", "HeadReadingWorke
 MAX_HEAD_BYTES = 64 * 1024
 #: Most bytes a worker holds in memory for its clients: request bodies read, answers not yet taken.
 MAX_HELD_BYTES = 64 * 1024 * 1024
+#: Bytes read at a time when skipping the unread rest of a body.
+_SKIP_STEP = 256 * 1024
 #: How long a stopping worker still waits for requests already begun (gunicorn's keep-alive linger).
 STOP_HEAD_LINGER_S = 2.0
 #: How long a closing connection waits for its client to close first (gunicorn's own bound).
@@ -303,7 +305,15 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         sock = conn.sock
         conn.sock = stream
         try:
-            return bool(super().handle_request(req, conn))
+            keep = bool(super().handle_request(req, conn))
+            if keep:
+                # A request refused before its body was read leaves the body's rest ahead of the next
+                # request, where it would be taken for that request's head and the connection closed
+                # after an answer that promised to keep it. The event loop read the whole body before
+                # this thread got it, so reading past the rest here never waits on the client.
+                while req.body.read(_SKIP_STEP):
+                    pass
+            return keep
         except TimeoutError:
             self.log.debug("Closing a connection whose client took no byte of its answer in time.")
             return False
