@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse
+.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse bench-monitoring
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -100,3 +100,8 @@ wheel-check: install
 # table of ordinary requests answered and their p99 that the document quotes.
 abuse: install
 	ABUSE_LONG=1 $(BIN)/python -m pytest -p no:cacheprovider -q -s -rxs tests/reliability/test_abusive_clients.py
+
+# What model monitoring costs a prediction (drift counting, the inference log to a slow sink and to
+# PostgreSQL), side by side with none. Writes its table into docs/monitoring.md.
+bench-monitoring: install
+	$(BIN)/python bench/monitoring.py --update-doc docs/monitoring.md
