@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate fleet availability
+.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate fleet availability bench-monitoring
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -131,3 +131,8 @@ bench-grpc: install
 availability: install
 	$(BIN)/python tests/reliability/availability.py --server gunicorn --server granian \
 		--update-doc docs/operations.md
+
+# What model monitoring costs a prediction (drift counting, the inference log to a slow sink and to
+# PostgreSQL), side by side with none. Writes its table into docs/monitoring.md.
+bench-monitoring: install
+	$(BIN)/python bench/monitoring.py --update-doc docs/monitoring.md

@@ -60,6 +60,10 @@ def test_demo_trains_a_model_that_answers_the_tutorial_request(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     prediction = client.post("/predict", json={"x": 1, "y": 2}).get_json()["prediction"]
     assert abs(prediction - 7.0) < 0.05
+    # It ships with its training profile: drift is monitored from the first request.
+    (version,) = client.get("/models/linear/monitoring").get_json()["versions"]
+    assert version["profiled"] is True
+    assert version["window_rows"] == 1
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from werkzeug.routing import Map, Rule
 
 from flaskserve.api import docs, health, mlflow, playground, predict, repository, simple, v1, v2
 from flaskserve.api import metrics as metrics_api
+from flaskserve.api import monitoring as monitoring_api
 from flaskserve.errors import BadRequest
 from flaskserve.inference.batcher import Occupancy
 from flaskserve.inference.clock import Clock
@@ -35,6 +36,7 @@ from flaskserve.models.loaders import LoaderTable, default_loaders
 from flaskserve.models.loading import load_registry, repository_root
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.observability.metrics import Metrics
+from flaskserve.observability.monitoring import Monitoring
 from flaskserve.observability.tracker import RequestTracker
 from flaskserve.protocols.table import ProtocolTable, default_protocols
 from flaskserve.runtime import EXTENSION_KEY, Runtime
@@ -155,6 +157,7 @@ def create_app(
         ),
     )
     RequestTracker().init_app(app, registry=registry, metrics=metrics)
+    Monitoring().init_app(app, settings, registry, metrics)
     # Before auth, so that every later hook and view of a request sees the models other workers changed.
     repository.init_app(app, reloader)
     register_error_handlers(app)
@@ -171,7 +174,7 @@ def create_app(
     tls = settings.tls_certfile is not None or settings.tls_self_signed is not None
     SecurityHeaders().init_app(app, tls=tls)
     Cors().init_app(app, settings.cors_origins)
-    views = (metrics_api, health, simple, v2, v1, mlflow, docs, playground)
+    views = (metrics_api, monitoring_api, health, simple, v2, v1, mlflow, docs, playground)
     for module in views:
         app.register_blueprint(module.blueprint)
     predict.init_app(app, protocols)

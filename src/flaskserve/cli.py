@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -141,6 +142,11 @@ def main() -> None:
     default=None,
     help="Seconds between two looks at the repository and the key file (default 2).",
 )
+@click.option(
+    "--inference-log",
+    default=None,
+    help="Write each prediction to postgresql://..., file://DIR or http(s):// (CloudEvents).",
+)
 @serve_security_options
 def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) -> None:
     """Serve MODEL_PATH (a model file or a repository folder) under gunicorn (or granian)."""
@@ -264,6 +270,36 @@ def publish(source: Path, model_dir: Path, number: int | None) -> None:
 
     target = _fail_cleanly(lambda: publish_version(source, model_dir, default_loaders(), version=number))
     click.echo(f"published {target}")
+
+
+@main.command()
+@_model_options
+@click.option(
+    "--data",
+    "data_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Training data: a CSV file, or Parquet (needs pyarrow), with a column per feature.",
+)
+def profile(config_file: Path | None, data_file: Path, **flags: Any) -> None:
+    """Write the reference profile of the model file MODEL_PATH (reference.json beside it), for drift."""
+    from flaskserve.models.loaders import default_loaders
+    from flaskserve.models.loading import load_registry
+    from flaskserve.observability.drift.profiling import profile_model, read_table
+
+    settings = _fail_cleanly(lambda: _settings(config_file, **flags))
+    with _command_logging(settings):
+        registry = _fail_cleanly(lambda: load_registry(settings, default_loaders()))
+    models = registry.models()
+    if len(models) != 1:
+        _stop(
+            f"MODEL_PATH holds {len(models)} model versions; name the one model file the data trained, "
+            "e.g. models/NAME/VERSION/model.skops"
+        )
+    table = _fail_cleanly(lambda: read_table(data_file))
+    reference = _fail_cleanly(partial(profile_model, models[0], table))
+    target = reference.write_beside(models[0].source)
+    click.echo(f"wrote {target} ({models[0].name} {models[0].version}, {reference.rows} rows)")
 
 
 @main.command()

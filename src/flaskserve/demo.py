@@ -2,7 +2,8 @@
 
 The classic Flask tutorial pickles an unfitted ``LinearRegression`` and serves
 it; its first request fails. This one is fitted on synthetic data with a fixed
-seed (target ≈ 1 + 2x + 2y) and saved as skops, which loads without running code.
+seed (target ≈ 1 + 2x + 2y) and saved as skops, which loads without running code,
+with the reference profile of its training data beside it (docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -27,4 +28,13 @@ def train_demo_model(directory: Path) -> Path:
     target_dir = directory / DEMO_MODEL_NAME / "1"
     target_dir.mkdir(parents=True, exist_ok=True)
     sio.dump(model, target_dir / "model.skops")
+    # Its training profile beside it, so that /models/linear/monitoring shows drift from the start.
+    from flaskserve.observability.drift.profile import ReferenceProfile, profile_column
+
+    reference = ReferenceProfile(
+        features=tuple(profile_column(name, features[name].to_numpy()) for name in features.columns),
+        outputs={"predict": profile_column("predict", model.predict(features))},
+        rows=len(features),
+    )
+    reference.write_beside(target_dir / "model.skops")
     return directory

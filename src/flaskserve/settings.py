@@ -150,6 +150,13 @@ class ModelSettings(BaseModel):
     """Which versions serve: ``[versions]`` with ``latest = N`` or ``specific = ["2"]``; default all."""
     verify: Verification = Field(default_factory=Verification)
     """Checks a version must pass before it serves: ``[verify]`` (docs/operations.md)."""
+    inference_log: SecretUrl | None = None
+    """Overrides the server-wide ``inference_log`` sink for this model's records."""
+    log_sample_rate: float = Field(default=1.0, ge=0, le=1)
+    """Share of this model's requests written to the inference log (0 logs none, 1 every one)."""
+    log_redact: dict[str, Literal["hash", "drop"]] = Field(default_factory=dict)
+    """Features kept out of the inference log by name: ``hash`` writes a SHA-256 digest of the
+    value instead, ``drop`` leaves the feature out (docs/monitoring.md)."""
 
 
 class RequestLimits(BaseModel):
@@ -302,6 +309,14 @@ class Settings(BaseSettings):
     """Reverse proxies in front of the server whose ``X-Forwarded-For`` entries are trusted; 0 trusts none."""
     cors_origins: list[str] = Field(default_factory=list)
     """Origins whose browser pages may call the API (``*`` for any); empty turns CORS off."""
+
+    inference_log: SecretUrl | None = None
+    """Where each prediction's record goes: ``postgresql://…``, ``file://DIR`` or ``http(s)://…``
+    (CloudEvents); none turns the inference log off (docs/monitoring.md)."""
+    inference_log_queue_size: int = Field(default=10_000, ge=1)
+    """Records each worker holds for the inference log's sink; past it, records are dropped and counted."""
+    drift_window_s: float = Field(default=900.0, gt=0)
+    """Seconds of served rows compared with each model's reference profile (docs/monitoring.md)."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """The least severe log lines written: ``debug``, ``info``, ``warning`` or ``error``."""

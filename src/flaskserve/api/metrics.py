@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app
 
 from flaskserve.access import METRICS
 from flaskserve.observability.metrics import CONTENT_TYPE, ModelStateCollector
+from flaskserve.observability.monitoring import get_monitoring
 from flaskserve.protocols.openapi import Operation
 from flaskserve.runtime import get_runtime
 
@@ -30,5 +31,6 @@ blueprint = Blueprint("metrics", __name__)
 )
 def metrics() -> Response:
     runtime = get_runtime(current_app)
-    body = runtime.metrics.exposition(ModelStateCollector(runtime.registry))
+    drift = get_monitoring(current_app).drift.collector()
+    body = runtime.metrics.exposition(ModelStateCollector(runtime.registry), drift)
     return Response(body, content_type=CONTENT_TYPE)

@@ -28,6 +28,7 @@ from flaskserve.errors import ModelNotFound
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.models.served import ServedModel
 from flaskserve.observability.context import notes
+from flaskserve.observability.monitoring import observe_prediction
 from flaskserve.protocols.table import ProtocolTable
 from flaskserve.protocols.wire import InferenceProtocol, WireRequest
 from flaskserve.runtime import get_runtime
@@ -94,6 +95,7 @@ def predict(protocol: InferenceProtocol[Any], access: Access, view_args: dict[st
         prediction = runtime.service.predict(model, method, decoded.matrix)
         said.cache_hit, said.batch_rows = prediction.cache_hit, prediction.batch_rows
         results[method] = prediction.values
+    observe_prediction(model, decoded.matrix, results)
     answer = protocol.encode(decoded, results, model)
     response = Response(answer.body, mimetype=answer.mimetype)
     for name, value in answer.headers.items():

@@ -36,7 +36,18 @@ models_loaded                          gauge      (none; read from the answering
 model_state                            gauge      model, version, state
 rate_limited_total                     counter    model
 auth_refused_total                     counter    reason (unauthorized, forbidden)
+inference_log_written_total            counter    (none; with an inference log)
+inference_log_dropped_total            counter    reason (queue_full, sink_error)
+feature_drift_psi, _ks, _js            gauge      model, version, role, feature
+feature_out_of_range_ratio             gauge      model, version, role, feature
+feature_missing_ratio                  gauge      model, version, role, feature
+drift_window_rows                      gauge      model, version
 =====================================  =========  ==========================================
+
+The inference log's counters are made by :mod:`flaskserve.observability.monitoring`
+in this registry; the drift gauges are computed at scrape time by
+:mod:`flaskserve.observability.drift.monitor` from counts kept under
+:data:`INTERNAL_PREFIX`, which are never exposed themselves.
 """
 
 from __future__ import annotations
@@ -52,12 +63,14 @@ from prometheus_client.registry import Collector
 
 from flaskserve.models.registry import ModelRegistry, ModelState
 
-__all__ = ["CONTENT_TYPE", "Metrics", "ModelStateCollector"]
+__all__ = ["CONTENT_TYPE", "INTERNAL_PREFIX", "Metrics", "ModelStateCollector"]
 
 #: The media type of the Prometheus text format that :meth:`Metrics.exposition` returns.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 _PREFIX = "flaskserve"
+#: Metrics kept in the multiprocess files only for another collector to read, never exposed as they are.
+INTERNAL_PREFIX = f"{_PREFIX}_internal_"
 
 # Model servers answer in about a millisecond (a cached or tiny model) to seconds
 # (a large batch on a forest); the buckets span that range in roughly 2.5x steps.
@@ -247,8 +260,8 @@ class Metrics:
 
     def _source(self) -> _Collects:
         if self.multiprocess_dir is not None:
-            collector: _Collects = MultiProcessCollector(None, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
-            return collector
+            files = MultiProcessCollector(None, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            return _Exposed(files)
         return self.registry
 
 
@@ -283,6 +296,16 @@ class ModelStateCollector(Collector):
 
 class _Collects(Protocol):
     def collect(self) -> Iterable[Metric]: ...
+
+
+class _Exposed(Collector):
+    """A collector's families but the internal ones."""
+
+    def __init__(self, collector: _Collects) -> None:
+        self._collector = collector
+
+    def collect(self) -> Iterator[Metric]:
+        return (m for m in self._collector.collect() if not m.name.startswith(INTERNAL_PREFIX))
 
 
 class _Combined(Collector):

@@ -33,7 +33,7 @@ from flaskserve.observability.context import (
 from flaskserve.observability.metrics import Metrics
 from flaskserve.web.errors import ERROR_ID_HEADER
 
-__all__ = ["EXTENSION_KEY", "UNKNOWN", "RequestTracker", "bounded_labels"]
+__all__ = ["EXTENSION_KEY", "UNKNOWN", "RequestTracker", "bounded_labels", "started_at"]
 
 EXTENSION_KEY = "flaskserve.tracker"
 #: The label value that stands for any model, version or method the server does not have.
@@ -130,6 +130,12 @@ def bounded_labels(
         )
         method_label = said.method if offered else UNKNOWN
     return str(name), version_label, method_label
+
+
+def started_at() -> float | None:
+    """When the current request reached the app (``time.perf_counter()``), if the tracker saw it."""
+    started: float | None = g.get(_STARTED_KEY)
+    return started
 
 
 def _state() -> _TrackerState:

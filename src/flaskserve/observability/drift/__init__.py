@@ -1,0 +1,13 @@
+"""Data drift: how far the inputs and predictions being served have moved from the training data.
+
+* :mod:`.profile` — the reference profile of one model version (``reference.json``
+  beside the model, written by ``flaskserve profile``): per feature, bins from the
+  training quantiles (numeric) or category frequencies (categorical), and the
+  same for the predictions; the one function that counts values into those bins.
+* :mod:`.statistics` — PSI, Kolmogorov-Smirnov and Jensen-Shannon between two
+  binned distributions, and the PSI bands (stable < 0.1 ≤ moderate < 0.25 ≤ major).
+* :mod:`.window` — each worker's rolling window of bin counts, kept where
+  ``prometheus_client`` keeps every worker's metrics, and summed over workers when read.
+* :mod:`.monitor` — the served side: counts each prediction into the window and
+  reads the drift report and gauges at scrape time.
+"""

@@ -1,0 +1,150 @@
+"""Model monitoring in one app: the inference log and drift, fed from the prediction edge.
+
+A Flask extension: ``Monitoring().init_app(app, settings, registry, metrics)``.
+The prediction edge calls :func:`observe_prediction` once per request with the
+validated matrix and the answers, which counts them into the drift window and
+keeps them for the log record; an ``after_request`` hook then queues the record
+with the status and latency the client gets, on every prediction route (a
+request that failed after its model was resolved is logged too, without
+outputs). Nothing is done for routes that predict nothing.
+
+Which URL a model's records go to and how they are sampled and redacted are
+per-model settings (``inference_log``, ``log_sample_rate``, ``log_redact``) over
+the server-wide ``inference_log``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy.typing as npt
+from flask import Flask, Response, current_app, g
+from prometheus_client import Counter
+
+from flaskserve.models.registry import ModelRegistry
+from flaskserve.models.served import ServedModel
+from flaskserve.observability.context import current_request_id, notes
+from flaskserve.observability.drift.monitor import DriftMonitor
+from flaskserve.observability.drift.window import DriftWindow
+from flaskserve.observability.inference_log.record import InferenceRecord
+from flaskserve.observability.inference_log.sinks import check_url, sink_factory
+from flaskserve.observability.inference_log.writer import DROP_REASONS, LogWriter
+from flaskserve.observability.metrics import Metrics
+from flaskserve.observability.tracker import started_at
+from flaskserve.settings import Settings
+
+__all__ = ["EXTENSION_KEY", "Monitoring", "get_monitoring", "observe_prediction"]
+
+EXTENSION_KEY = "flaskserve.monitoring"
+_EXCHANGE_KEY = "flaskserve_exchange"
+
+
+@dataclass
+class _State:
+    settings: Settings
+    drift: DriftMonitor
+    writers: dict[str, LogWriter] = field(default_factory=dict)
+    dropped: Counter | None = None
+    written: Counter | None = None
+
+    def writer(self, url: str) -> LogWriter:
+        found = self.writers.get(url)
+        if found is None:
+            dropped, written = self.dropped, self.written
+            assert dropped is not None
+            assert written is not None
+            found = self.writers[url] = LogWriter(
+                sink_factory(url),
+                dropped=lambda reason, count: dropped.labels(reason).inc(count),
+                written=written.inc,
+                queue_size=self.settings.inference_log_queue_size,
+            )
+        return found
+
+
+class Monitoring:
+    """The inference log and the drift monitor of one app."""
+
+    def init_app(self, app: Flask, settings: Settings, registry: ModelRegistry, metrics: Metrics) -> None:
+        window = DriftWindow(settings.drift_window_s, multiprocess_dir=metrics.multiprocess_dir)
+        state = _State(settings=settings, drift=DriftMonitor(registry, window))
+        urls = {settings.inference_log} | {m.inference_log for m in settings.models.values()}
+        urls.discard(None)
+        for url in urls:
+            assert url is not None
+            check_url(url)
+        if urls:
+            state.dropped = Counter(
+                "flaskserve_inference_log_dropped",
+                "Inference log records dropped: the worker's queue was full, or the sink failed.",
+                ["reason"],
+                registry=metrics.registry,
+            )
+            for reason in DROP_REASONS:
+                # Present at 0 from the start, so that an alert on its rate sees the first drop.
+                state.dropped.labels(reason)
+            state.written = Counter(
+                "flaskserve_inference_log_written",
+                "Inference log records written to their sink.",
+                registry=metrics.registry,
+            )
+            app.after_request(_queue_record)
+        app.extensions[EXTENSION_KEY] = state
+
+    @staticmethod
+    def flush(app: Flask) -> None:
+        """Write what this process has queued and stop its writers (also done at a normal exit)."""
+        for writer in get_monitoring(app).writers.values():
+            writer.close()
+
+
+def get_monitoring(app: Any) -> _State:
+    state: _State = app.extensions[EXTENSION_KEY]
+    return state
+
+
+def observe_prediction(model: ServedModel, matrix: npt.NDArray[Any], results: Mapping[str, Any]) -> None:
+    """Count a prediction into the drift window and keep it for the request's log record."""
+    state: _State | None = current_app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        return
+    state.drift.observe(model, matrix, results)
+    if state.dropped is not None:
+        setattr(g, _EXCHANGE_KEY, (model, matrix, results))
+
+
+def _queue_record(response: Response) -> Response:
+    said = notes()
+    if said.model is None or said.protocol is None:
+        return response
+    state = get_monitoring(current_app)
+    exchange: tuple[ServedModel, Any, Mapping[str, Any]] | None = g.get(_EXCHANGE_KEY)
+    model_settings = (
+        exchange[0].settings if exchange is not None else state.settings.model_settings(said.model)
+    )
+    url = model_settings.inference_log or state.settings.inference_log
+    rate = model_settings.log_sample_rate
+    if url is None or (rate < 1.0 and random.random() >= rate):
+        return response
+    started = started_at()
+    record = InferenceRecord(
+        time=time.time(),
+        request_id=current_request_id() or "",
+        model=said.model,
+        version=said.version or "",
+        protocol=said.protocol,
+        method=said.method or "",
+        status=response.status_code,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3) if started is not None else 0.0,
+        key_name=g.get("api_key_name"),
+        feature_names=exchange[0].signature.feature_names if exchange is not None else (),
+        inputs=exchange[1] if exchange is not None else None,
+        outputs=exchange[2] if exchange is not None else None,
+        redactions=model_settings.log_redact,
+    )
+    state.writer(url).submit(record)
+    return response

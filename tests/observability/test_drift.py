@@ -1,0 +1,215 @@
+"""Drift in-process: the profile, the statistics, the rolling window, /metrics and the monitoring route."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from flask.testing import FlaskClient
+
+from flaskserve import testing
+from flaskserve.app import create_app
+from flaskserve.cli import main
+from flaskserve.observability.drift.profile import REFERENCE_FILE, profile_column
+from flaskserve.observability.drift.statistics import band, jensen_shannon, kolmogorov_smirnov, psi
+from flaskserve.observability.drift.window import OUTSIDE, SLOTS, DriftWindow
+from flaskserve.settings import load_settings
+from metrics_text import labels, samples
+
+
+@pytest.fixture
+def diabetes_repository(tmp_path: Path, diabetes_regressor: Any, iris_classifier: Any) -> Path:
+    """Diabetes and iris, each with its training data as CSV beside the repository."""
+    root = testing.write_repository(
+        tmp_path / "models",
+        {"diabetes": {"1": (diabetes_regressor, ".skops")}, "iris": {"1": (iris_classifier, ".skops")}},
+    )
+    training_rows().to_csv(tmp_path / "diabetes.csv", index=False)
+    return root
+
+
+def profile(model_dir: Path, data: Path) -> None:
+    model_file = next((model_dir / "1").glob("model.*"))
+    result = CliRunner().invoke(main, ["profile", str(model_file), "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output
+
+
+def diabetes_client(root: Path) -> FlaskClient:
+    return create_app(load_settings(None, model_path=root)).test_client()
+
+
+def training_rows() -> pd.DataFrame:
+    """The diabetes data under the names the served regressor (fit on a bare array) gives its features."""
+    from sklearn.datasets import load_diabetes
+
+    data: pd.DataFrame = load_diabetes(as_frame=True).data
+    return data.set_axis([f"x{i}" for i in range(data.shape[1])], axis=1)
+
+
+def send(client: FlaskClient, rows: pd.DataFrame) -> None:
+    # Sent 50 rows a request: the window counts rows, however they are grouped.
+    for start in range(0, len(rows), 50):
+        chunk = rows.iloc[start : start + 50]
+        response = client.post("/models/diabetes/predict", json=chunk.to_dict("records"))
+        assert response.status_code == 200, response.json
+
+
+def psi_by_feature(client: FlaskClient) -> dict[str, float]:
+    text = client.get("/metrics").get_data(as_text=True)
+    found = samples(text, "flaskserve_feature_drift_psi")
+    return {dict(key)["feature"]: value for key, value in found.items() if dict(key)["role"] == "input"}
+
+
+def test_the_training_data_itself_shows_no_drift(diabetes_repository: Path, tmp_path: Path) -> None:
+    profile(diabetes_repository / "diabetes", tmp_path / "diabetes.csv")
+    client = diabetes_client(diabetes_repository)
+    send(client, training_rows())
+
+    by_feature = psi_by_feature(client)
+    assert len(by_feature) == 10
+    assert all(value == pytest.approx(0.0, abs=1e-12) for value in by_feature.values())
+    text = client.get("/metrics").get_data(as_text=True)
+    assert samples(text, "flaskserve_drift_window_rows") == {labels(model="diabetes", version="1"): 442.0}
+
+
+def test_one_feature_shifted_by_two_deviations_crosses_the_major_band_alone(
+    diabetes_repository: Path, tmp_path: Path
+) -> None:
+    profile(diabetes_repository / "diabetes", tmp_path / "diabetes.csv")
+    client = diabetes_client(diabetes_repository)
+    training = training_rows()
+    shifted = training.copy()
+    # x2 is the body mass index.
+    shifted["x2"] += 2 * shifted["x2"].std()
+    send(client, shifted)
+
+    by_feature = psi_by_feature(client)
+    assert by_feature["x2"] > 0.25
+    assert all(value < 0.1 for name, value in by_feature.items() if name != "x2")
+
+    report = client.get("/models/diabetes/monitoring")
+    assert report.status_code == 200
+    version = report.json["versions"][0]
+    assert version["profiled"] is True
+    assert version["window_rows"] == 442
+    bands = {f["feature"]: f["band"] for f in version["features"] if f["role"] == "input"}
+    assert bands["x2"] == "major"
+    assert {b for name, b in bands.items() if name != "x2"} == {"stable"}
+    bmi = next(f for f in version["features"] if f["feature"] == "x2")
+    assert bmi["out_of_range"] == pytest.approx(
+        float((shifted["x2"] > training["x2"].max()).mean()), abs=1e-6
+    )
+    # The predictions move with bmi, which the model weighs heavily.
+    output = next(f for f in version["features"] if f["role"] == "output:predict")
+    assert output["psi"] > 0.1
+
+
+def test_a_classifier_profiles_its_predicted_classes_as_categories(
+    diabetes_repository: Path, tmp_path: Path
+) -> None:
+    frame, _ = testing.iris_frame()
+    frame.to_csv(tmp_path / "iris.csv", index=False)
+    profile(diabetes_repository / "iris", tmp_path / "iris.csv")
+    reference = (diabetes_repository / "iris" / "1" / REFERENCE_FILE).read_bytes()
+    assert b'"categorical"' in reference
+    assert b'"setosa"' in reference
+    client = diabetes_client(diabetes_repository)
+    assert client.post("/models/iris/predict", json=frame.to_dict("records")).status_code == 200
+    report = client.get("/models/iris/monitoring").json["versions"][0]
+    assert all(f["psi"] == pytest.approx(0.0, abs=1e-12) for f in report["features"])
+
+
+def test_a_model_without_a_profile_says_so(diabetes_repository: Path) -> None:
+    client = diabetes_client(diabetes_repository)
+    send(client, training_rows().iloc[:10])
+    report = client.get("/models/diabetes/monitoring")
+    assert report.status_code == 200
+    assert report.json["versions"] == [{"version": "1", "profiled": False, "window_rows": 0, "features": []}]
+    assert "flaskserve_feature_drift_psi{" not in client.get("/metrics").get_data(as_text=True)
+
+
+def test_an_unknown_model_has_no_monitoring(client: FlaskClient) -> None:
+    response = client.get("/models/nope/monitoring")
+    assert response.status_code == 404
+    assert response.json["code"] == "model_not_found"
+
+
+def test_profile_names_the_missing_columns(diabetes_repository: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("x0,x1\n1,2\n")
+    model_file = diabetes_repository / "diabetes" / "1" / "model.skops"
+    result = CliRunner().invoke(main, ["profile", str(model_file), "--data", str(tmp_path / "bad.csv")])
+    assert result.exit_code != 0
+    assert "no column for x2, x3" in result.output
+
+
+def test_profile_wants_one_model(diabetes_repository: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["profile", str(diabetes_repository), "--data", str(tmp_path / "diabetes.csv")]
+    )
+    assert result.exit_code != 0
+    assert "holds 2 model versions" in result.output
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_window_forgets_rows_older_than_its_length() -> None:
+    clock = FakeClock()
+    window = DriftWindow(100.0, clock=clock)
+    # Two rows: one in bin 1, one in the last bin and beyond the training maximum.
+    window.add(
+        "m", "1", 2, [(("input", "x", "1"), 1), (("input", "x", "11"), 1), (("input", "x", OUTSIDE), 1)]
+    )
+    assert window.read()[("m", "1")].rows == 2
+    assert window.read()[("m", "1")].outside[("input", "x")] == 1
+    assert window.read()[("m", "1")].counts("input", "x", 12).tolist() == [0, 1] + [0] * 9 + [1]
+
+    clock.now += 100.0 * (SLOTS - 1) / SLOTS
+    window.add("m", "1", 1, [(("input", "x", "1"), 1)])
+    assert window.read()[("m", "1")].rows == 3
+
+    clock.now += 100.0 / SLOTS
+    assert window.read()[("m", "1")].rows == 1
+    clock.now += 100.0
+    assert ("m", "1") not in window.read()
+
+
+def test_a_value_on_an_edge_falls_in_the_same_bin_when_profiled_and_when_served() -> None:
+    values = np.array([1.0, 2.0, 2.0, 3.0, 4.0, np.nan])
+    feature = profile_column("x", values)
+    counts, _ = feature.count(values)
+    assert counts[0] == 1
+    assert np.allclose(counts / counts.sum(), feature.proportions)
+    # One value at a time (the one-row path) lands where the whole column did.
+    one_by_one = np.bincount([feature.bin_of(v)[0] for v in values.tolist()], minlength=feature.bins)
+    assert one_by_one.tolist() == counts.tolist()
+
+
+@pytest.mark.parametrize(
+    ("served", "expected"),
+    [
+        pytest.param([25, 25, 25, 25], "stable", id="same shares"),
+        pytest.param([40, 30, 20, 10], "moderate", id="tilted"),
+        pytest.param([0, 0, 10, 90], "major", id="moved to one end"),
+    ],
+)
+def test_psi_bands(served: list[int], expected: str) -> None:
+    assert band(psi([0.25, 0.25, 0.25, 0.25], served)) == expected
+
+
+def test_equal_distributions_are_at_distance_zero_and_disjoint_ones_at_one() -> None:
+    assert psi([1, 2, 3], [2, 4, 6]) == pytest.approx(0.0)
+    assert jensen_shannon([1, 2, 3], [2, 4, 6]) == pytest.approx(0.0, abs=1e-7)
+    assert jensen_shannon([0, 1, 0], [0, 0, 1]) == pytest.approx(1.0)
+    # KS leaves out the first bin (missing values) and compares cumulative shares.
+    assert kolmogorov_smirnov([5, 1, 0], [0, 0, 1]) == pytest.approx(1.0)
