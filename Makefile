@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate fleet availability bench-monitoring
+.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate fleet availability bench-monitoring bench-explain
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ lint: install
 bench: install
 	bash bench/setup_peers.sh
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# What an explanation costs next to the prediction it explains (docs/explanations.md, "Cost").
+bench-explain: install
+	$(BIN)/python bench/explain.py --update-doc docs/explanations.md
 
 clean:
 	rm -rf $(VENV) demo-models .pytest_cache .mypy_cache .ruff_cache

@@ -18,6 +18,7 @@ errors do). The core raises these and never imports Flask.
     │   │   ├── InvalidValue (400 invalid_value)
     │   │   └── ShapeMismatch (400 shape_mismatch)
     │   ├── UnsupportedMethod (400 unsupported_method)
+    │   ├── ExplainUnsupported (400 explain_unsupported)
     │   └── LimitExceeded (400 limit_exceeded)
     ├── Unauthorized (401 unauthorized)
     ├── Forbidden (403 forbidden)
@@ -119,6 +120,13 @@ class UnsupportedMethod(BadRequest):
     """The model does not offer the method the request asked for (e.g. predict_proba on a regressor)."""
 
     code = "unsupported_method"
+
+
+class ExplainUnsupported(BadRequest):
+    """The model is of a kind flaskserve cannot explain; the message names the kinds it can."""
+
+    code = "explain_unsupported"
+    default_message = "this model cannot be explained"
 
 
 class LimitExceeded(BadRequest):

@@ -119,6 +119,25 @@ class Verification(BaseModel):
     """Refuse a version whose inputs, outputs or methods differ from the version it replaces."""
 
 
+class ImageInput(BaseModel):
+    """How an image model turns a PNG or JPEG into its feature row (``[models.NAME.image]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = Field(ge=1, le=4096)
+    """Width in pixels the image is resized to."""
+    height: int = Field(ge=1, le=4096)
+    """Height in pixels the image is resized to."""
+    channels: Literal[1, 3] = 1
+    """1: grayscale; 3: red, green and blue, interleaved per pixel. Rows are read top to bottom."""
+    scale: float = Field(default=1.0, gt=0)
+    """The feature value of a full-intensity pixel (16 for scikit-learn's digits); 0 is black."""
+    invert: bool = False
+    """Flip intensities first (255 - value), for models trained on light ink on a dark ground."""
+    max_pixels: int = Field(default=16_777_216, ge=1)
+    """Largest image accepted (width * height before resizing): a guard against decompression bombs."""
+
+
 class ModelSettings(BaseModel):
     """Settings of one model, from ``[models.NAME]`` in the config or ``model-settings.toml`` beside it."""
 
@@ -157,6 +176,8 @@ class ModelSettings(BaseModel):
     log_redact: dict[str, Literal["hash", "drop"]] = Field(default_factory=dict)
     """Features kept out of the inference log by name: ``hash`` writes a SHA-256 digest of the
     value instead, ``drop`` leaves the feature out (docs/monitoring.md)."""
+    image: ImageInput | None = None
+    """Declares an image model: its simple-protocol routes also take PNG or JPEG bodies and uploads."""
 
 
 class RequestLimits(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def test_held_out_digits_are_read_through_v2(tmp_path: Path, serve: Callable[[Se
     assert all(0.0 < c <= 1.0 for c in confidences)
 
 
-def test_pixels_by_name_answer_the_simple_protocol(tmp_path: Path) -> None:
+def test_pixels_by_name_and_the_shipped_drawing_answer_the_simple_protocol(tmp_path: Path) -> None:
     from flaskserve.app import create_app
 
     train = load_example("digits", "train")
@@ -41,3 +42,13 @@ def test_pixels_by_name_answer_the_simple_protocol(tmp_path: Path) -> None:
     described = client.get("/models/digits").get_json()["versions"][0]["signature"]
     assert described["features"][:2] == ["pixel_0_0", "pixel_0_1"]
     assert described["n_features"] == 64
+
+    # The README's seven.png is what draw.py draws, and reads as a seven as a body and as a form upload.
+    draw = load_example("digits", "draw")
+    shipped = (Path(draw.__file__).parent / "seven.png").read_bytes()
+    assert draw.draw(tmp_path / "seven.png").read_bytes() == shipped
+    as_body = client.post("/models/digits/predict", data=shipped, content_type="image/png")
+    as_upload = client.post(
+        "/predict", data={"file": (io.BytesIO(shipped), "seven.png")}, content_type="multipart/form-data"
+    )
+    assert as_body.get_json() == as_upload.get_json() == {"prediction": 7}

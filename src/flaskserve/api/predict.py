@@ -6,7 +6,7 @@ view that does the whole ritual:
 1. resolve the model the route names (path, header or the default — the same
    reading authentication checked the key against);
 2. read the body through :func:`~flaskserve.web.bodies.read_body`, which holds
-   every size and encoding limit;
+   every size and encoding limit (a multipart upload's file then stands for the body);
 3. let the protocol decode it against the model's signature;
 4. call the inference service once per method the request asks for;
 5. let the protocol encode the answer, and name the model version that gave it.
@@ -25,14 +25,16 @@ from flask import Blueprint, Flask, Response, current_app
 
 from flaskserve.access import MODEL_NAME_HEADER, Access, HeaderLookup, ModelFrom, model_requested
 from flaskserve.errors import ModelNotFound
+from flaskserve.models.explain import EXPLAIN
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.models.served import ServedModel
 from flaskserve.observability.context import notes
 from flaskserve.observability.monitoring import observe_prediction
 from flaskserve.protocols.table import ProtocolTable
-from flaskserve.protocols.wire import InferenceProtocol, WireRequest
+from flaskserve.protocols.wire import InferenceProtocol, PredictRoute, WireRequest
 from flaskserve.runtime import get_runtime
 from flaskserve.web.bodies import current_request, read_body, set_model_headers
+from flaskserve.web.uploads import unwrap_upload
 
 __all__ = ["init_app"]
 
@@ -49,7 +51,7 @@ def init_app(app: Flask, protocols: ProtocolTable) -> None:
         for route in protocol.routes:
             view = views.get(route.endpoint)
             if view is None:
-                view = views[route.endpoint] = _edge_view(protocol, route.access)
+                view = views[route.endpoint] = _edge_view(protocol, route)
             blueprint.add_url_rule(
                 route.rule,
                 route.endpoint,
@@ -61,16 +63,23 @@ def init_app(app: Flask, protocols: ProtocolTable) -> None:
         app.register_blueprint(blueprint)
 
 
-def _edge_view(protocol: InferenceProtocol[Any], access: Access) -> View:
-    def view(**view_args: str) -> Response:
-        return predict(protocol, access, view_args)
+def _edge_view(protocol: InferenceProtocol[Any], route: PredictRoute) -> View:
+    access, explains = route.access, route.explains
 
-    view.__doc__ = protocol.routes[0].operation.summary
+    def view(**view_args: str) -> Response:
+        return predict(protocol, access, view_args, explains=explains)
+
+    view.__doc__ = route.operation.summary
     return view
 
 
-def predict(protocol: InferenceProtocol[Any], access: Access, view_args: dict[str, str]) -> Response:
-    """Answer one prediction request with ``protocol``; errors propagate to the one error handler."""
+def predict(
+    protocol: InferenceProtocol[Any], access: Access, view_args: dict[str, str], *, explains: bool = False
+) -> Response:
+    """Answer one prediction request with ``protocol``; errors propagate to the one error handler.
+
+    An explain route runs the ``explain`` method instead of the methods the body asks for.
+    """
     # The notes and the request are read once: this runs on every prediction.
     said = notes()
     said.protocol = protocol.name
@@ -78,21 +87,25 @@ def predict(protocol: InferenceProtocol[Any], access: Access, view_args: dict[st
     runtime = get_runtime(current_app)
     model = _resolve(runtime.registry, access, view_args, req.headers)
     said.model, said.version = model.name, model.version
+    body, mimetype = unwrap_upload(read_body(req), req.mimetype, req.mimetype_params)
     wire = WireRequest(
-        body=read_body(req),
-        mimetype=req.mimetype,
+        body=body,
+        mimetype=mimetype,
         mimetype_params=req.mimetype_params,
         headers=req.headers,
         # Parsed only when there is one: most prediction requests carry no query string.
         query=req.args if req.query_string else _NO_QUERY,
     )
     decoded = protocol.decode(wire, model, runtime.settings.limits)
-    methods = decoded.methods
+    methods = (EXPLAIN,) if explains else decoded.methods
     said.method = methods[0] if len(methods) == 1 else ",".join(sorted(methods))
     said.rows = int(decoded.matrix.shape[0])
     results: dict[str, npt.NDArray[Any]] = {}
     for method in methods:
-        prediction = runtime.service.predict(model, method, decoded.matrix)
+        if explains:
+            prediction = runtime.service.explain(model, decoded.matrix)
+        else:
+            prediction = runtime.service.predict(model, method, decoded.matrix)
         said.cache_hit, said.batch_rows = prediction.cache_hit, prediction.batch_rows
         results[method] = prediction.values
     observe_prediction(model, decoded.matrix, results)

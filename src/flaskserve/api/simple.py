@@ -81,6 +81,8 @@ def _describe(runtime: Runtime, name: str) -> dict[str, Any]:
     return {
         "name": name,
         "default_version": latest.version,
+        # Whether POST /models/{name}/explain answers for the default version.
+        "explainable": latest.model is not None and latest.model.explainable,
         "versions": [_describe_version(e.name, e.version, e.model, e.state.value, e.reason) for e in entries],
     }
 
@@ -98,6 +100,7 @@ def _describe_version(
                 "sha256": model.sha256,
                 "default_method": model.default_method,
                 "signature": model.signature.describe(),
+                "explainable": model.explainable,
             }
         )
     return described

@@ -42,6 +42,7 @@ from flaskserve.inference.cache import AnswerCache, KeyMaker, PredictionCache
 from flaskserve.inference.clock import Clock, SystemClock
 from flaskserve.inference.observer import InferenceObserver, NullObserver
 from flaskserve.inference.shared_cache import SharedTier, TieredCache
+from flaskserve.models.explain import EXPLAIN
 from flaskserve.models.served import Kernel, Matrix, ServedModel
 
 log = logging.getLogger("flaskserve.inference")
@@ -343,6 +344,19 @@ class InferenceService:
 
     def predict(self, model: ServedModel, method: str, matrix: npt.NDArray[Any]) -> Prediction:
         model.check_method(method)
+        return self._run(model, method, matrix)
+
+    def explain(self, model: ServedModel, matrix: npt.NDArray[Any]) -> Prediction:
+        """Explain ``model``'s answers for the rows of ``matrix``; one explanation row per input row.
+
+        An explanation is run as the model's method :data:`~flaskserve.models.explain.EXPLAIN`, so
+        the row limit, cache, batching, timeout and metrics of predictions apply to it unchanged.
+        A model that cannot be explained is refused here, before it queues.
+        """
+        model.explainer()
+        return self._run(model, EXPLAIN, matrix)
+
+    def _run(self, model: ServedModel, method: str, matrix: npt.NDArray[Any]) -> Prediction:
         rows = int(matrix.shape[0])
         if rows > self.max_rows:
             raise LimitExceeded(

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from flaskserve.errors import UnsupportedMethod, clip
+from flaskserve.errors import ExplainUnsupported, UnsupportedMethod, clip
 from flaskserve.models.estimator import Estimator
 from flaskserve.models.signature import Signature
 from flaskserve.settings import ModelSettings
+
+if TYPE_CHECKING:
+    from flaskserve.models.explain import Explainer
 
 Matrix = npt.NDArray[Any]
 #: One method of one model computed directly: the validated matrix in, the answer out.
@@ -68,8 +72,40 @@ class ServedModel:
         return method
 
     def kernel(self, method: str) -> Kernel | None:
-        """A verified direct kernel for ``method``, or None to call the estimator."""
+        """A verified direct kernel for ``method``, or None to call the estimator.
+
+        The explanation method's kernel is the model's explainer.
+        """
+        from flaskserve.models.explain import EXPLAIN
+
+        if method == EXPLAIN:
+            return self.explainer()
         return None if self.kernels is None else self.kernels(self, method)
+
+    @property
+    def explainable(self) -> bool:
+        """Whether :meth:`explainer` has one to give (found, and checked, on first use)."""
+        return not isinstance(self._explanation, ExplainUnsupported)
+
+    def explainer(self) -> Explainer:
+        """How this model's predictions are explained; :class:`ExplainUnsupported` when they cannot be."""
+        found = self._explanation
+        if isinstance(found, ExplainUnsupported):
+            raise ExplainUnsupported(f"model '{self.name}' cannot be explained: {found.message}")
+        return found
+
+    @cached_property
+    def _explanation(self) -> Explainer | ExplainUnsupported:
+        # Looked for once per model version: finding one runs the model on probe rows.
+        from flaskserve.models.explain import find_explainer
+
+        if self.signature.is_text or self.wants_dataframe:
+            what = "text" if self.signature.is_text else "whole tables (DataFrames)"
+            return ExplainUnsupported(f"it takes {what}, not independent numeric features")
+        try:
+            return find_explainer(self.estimator, self.signature.n_features)
+        except ExplainUnsupported as refused:
+            return refused
 
     def call(self, method: str, matrix: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Run one method on a matrix that the signature has already validated.

@@ -11,6 +11,10 @@ A text model (see :mod:`flaskserve.models.signature`) takes the same shapes with
 its one text feature: ``{"text": "where is my parcel"}``, ``{"instances":
 [{"text": "hi"}, ...]}``, or bare strings as rows, ``{"instances": ["hi", "bye"]}``.
 
+An image model (settings ``image``) also takes one PNG or JPEG image as the body
+(``image/png``, ``image/jpeg``, or a multipart upload's ``file`` field), read by
+:mod:`flaskserve.protocols.image` and answered as one row.
+
 A ``"method"`` key (or the ``method`` query parameter) picks the model method.
 One row by name answers ``{"prediction": ...}``; every other form answers
 ``{"predictions": [...]}``. Classifier probabilities come back as
@@ -32,6 +36,7 @@ from flaskserve.access import PREDICT_DEFAULT, PREDICT_FROM_PATH
 from flaskserve.errors import MalformedRequest, ShapeMismatch, clip
 from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import Signature
+from flaskserve.protocols import explanation, image
 from flaskserve.protocols.openapi import Operation, Parameter
 from flaskserve.protocols.payload import decode_json_body, encode_json
 from flaskserve.protocols.wire import Decoded, PredictRoute, WireRequest, WireResponse
@@ -118,18 +123,37 @@ _ROWS = {
     "oneOf": [{"type": "object"}, {"type": "array"}],
     "description": 'One row by name {"x": 1, "y": 2}, or {"instances": [...]}, or a list of rows.',
 }
+_IMAGE = {
+    "type": "string",
+    "format": "binary",
+    "description": "One image, for models that declare an image input.",
+}
+_UPLOAD = {
+    "type": "object",
+    "properties": {"file": _IMAGE},
+    "required": ["file"],
+}
+_BODIES: dict[str, Any] = {
+    "application/json": _ROWS,
+    "image/png": _IMAGE,
+    "image/jpeg": _IMAGE,
+    "multipart/form-data": _UPLOAD,
+}
 _PREDICT = Operation(
     "Predict with the simple JSON protocol",
     "simple",
-    request={"application/json": _ROWS},
+    request=_BODIES,
     response={"application/json": {"type": "object"}},
     errors=(404, 413, 415, 500, 503),
     parameters=(Parameter(METHOD_KEY, "The model method, e.g. predict_proba."),),
 )
+_EXPLAIN = explanation.operation(
+    "Explain predictions: each feature's contribution to each row's output", "simple", _BODIES
+)
 
 
 class SimpleProtocol:
-    """``POST /predict`` and ``POST /models/{name}[/versions/{version}]/predict``."""
+    """``POST /predict``, ``POST /models/{name}[/versions/{version}]/predict`` and ``.../explain``."""
 
     name = "simple"
     routes = (
@@ -138,11 +162,23 @@ class SimpleProtocol:
         PredictRoute(
             "predict_version", "/models/<name>/versions/<version>/predict", PREDICT_FROM_PATH, _PREDICT
         ),
+        PredictRoute("explain_latest", "/models/<name>/explain", PREDICT_FROM_PATH, _EXPLAIN, explains=True),
+        PredictRoute(
+            "explain_version",
+            "/models/<name>/versions/<version>/explain",
+            PREDICT_FROM_PATH,
+            _EXPLAIN,
+            explains=True,
+        ),
     )
 
     def decode(
         self, request: WireRequest, model: ServedModel, limits: RequestLimits
     ) -> Decoded[SimpleRequest]:
+        if image.is_image(request.mimetype):
+            method = request.query.get(METHOD_KEY) or model.default_method
+            matrix = image.image_matrix(request.body, request.mimetype, model)
+            return Decoded((method,), matrix, SimpleRequest(matrix, method, single=True))
         payload = decode_json_body(request.body, request.mimetype, max_depth=limits.max_json_depth)
         decoded = decode_request(
             payload,
@@ -155,6 +191,10 @@ class SimpleProtocol:
     def encode(
         self, decoded: Decoded[SimpleRequest], results: Mapping[str, npt.NDArray[Any]], model: ServedModel
     ) -> WireResponse:
+        if explanation.EXPLAIN in results:
+            return WireResponse(
+                encode_json(explanation.explanation_answer(results[explanation.EXPLAIN], model))
+            )
         request = decoded.state
         return WireResponse(encode_json(encode_response(results[request.method], request, model.signature)))
 

@@ -37,6 +37,7 @@ from flaskserve.access import PREDICT_FROM_PATH
 from flaskserve.errors import InvalidValue, MalformedRequest, ShapeMismatch, clip
 from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import Signature
+from flaskserve.protocols import explanation
 from flaskserve.protocols.openapi import Operation
 from flaskserve.protocols.payload import decode_json_body, encode_json
 from flaskserve.protocols.schema import parse
@@ -75,6 +76,13 @@ class ColumnAnswer(BaseModel):
     outputs: list[Any]
 
 
+class ExplainAnswer(BaseModel):
+    predictions: list[Any] = Field(description="Each row's explained output: its class, or its value.")
+    explanations: list[explanation.ExplanationEntry]
+    explainer: str
+    scale: str
+
+
 class ModelList(BaseModel):
     models: list[str]
 
@@ -107,6 +115,19 @@ def decode_request(payload: Any, signature: Signature, *, default_method: str) -
 def encode_response(values: npt.NDArray[Any], request: V1Request) -> dict[str, Any]:
     key = "outputs" if request.columnar else "predictions"
     return {key: values.tolist()}
+
+
+def explain_response(values: npt.NDArray[Any], model: ServedModel) -> dict[str, Any]:
+    """``:explain``: each row's explained output as its prediction, and its explanation."""
+    explainer = model.explainer()
+    found = explanation.entries(values, model)
+    predictions = [entry["value"] if model.signature.classes is None else entry["output"] for entry in found]
+    return {
+        "predictions": predictions,
+        "explanations": found,
+        "explainer": explainer.kind,
+        "scale": explainer.scale,
+    }
 
 
 def rows_matrix(rows: Any, signature: Signature, *, key: str) -> npt.NDArray[Any]:
@@ -160,15 +181,22 @@ _PREDICT = Operation(
     response={"application/json": (RowAnswer, ColumnAnswer)},
     errors=(404, 413, 415, 500, 503),
 )
+_EXPLAIN = explanation.operation(
+    "Explain: each feature's contribution to each row's output, beside the predictions",
+    "v1",
+    {"application/json": PredictRequest},
+    ExplainAnswer,
+)
 
 
 class V1Protocol:
-    """``POST /v1/models/{name}[/versions/{version}]:predict``."""
+    """``POST /v1/models/{name}[/versions/{version}]:predict`` and ``POST /v1/models/{name}:explain``."""
 
     name = "v1"
     routes = (
         PredictRoute("predict", "/v1/models/<name>:predict", PREDICT_FROM_PATH, _PREDICT),
         PredictRoute("predict", "/v1/models/<name>/versions/<version>:predict", PREDICT_FROM_PATH, _PREDICT),
+        PredictRoute("explain", "/v1/models/<name>:explain", PREDICT_FROM_PATH, _EXPLAIN, explains=True),
     )
 
     def decode(self, request: WireRequest, model: ServedModel, limits: RequestLimits) -> Decoded[V1Request]:
@@ -179,6 +207,9 @@ class V1Protocol:
     def encode(
         self, decoded: Decoded[V1Request], results: Mapping[str, npt.NDArray[Any]], model: ServedModel
     ) -> WireResponse:
+        explained = results.get(explanation.EXPLAIN)
+        if explained is not None:
+            return WireResponse(encode_json(explain_response(explained, model)))
         request = decoded.state
         return WireResponse(encode_json(encode_response(results[request.method], request)))
 

@@ -82,6 +82,8 @@ class PredictRoute:
     rule: str
     access: Access
     operation: Operation
+    #: The route explains the model's answers (the ``explain`` method) rather than predicting.
+    explains: bool = False
 
 
 class InferenceProtocol(Protocol[State]):

@@ -43,6 +43,11 @@ class LightGBMModel:
         if names and not all(_MADE_UP_NAME.fullmatch(n) for n in names):
             self.feature_names_in_ = np.array(names, dtype=object)
 
+    @property
+    def booster(self) -> Any:
+        """The booster itself, for what the adapter does not wrap (explanations read its contributions)."""
+        return self._booster
+
     def predict(self, features: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return self._raw(features)
 

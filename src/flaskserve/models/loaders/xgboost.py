@@ -41,6 +41,11 @@ class XGBoostModel:
         if feature_names:
             self.feature_names_in_ = np.array(feature_names, dtype=object)
 
+    @property
+    def booster(self) -> Any:
+        """The booster itself, for what the adapter does not wrap (explanations read its contributions)."""
+        return self._booster
+
     def predict(self, features: npt.NDArray[Any]) -> npt.NDArray[Any]:
         # inplace_predict skips the DMatrix copy and, unlike predict, is safe to call from many threads.
         return np.asarray(self._booster.inplace_predict(features))
