@@ -159,7 +159,7 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
     tls_dir = self_signed_directory(tls_self_signed_flag, settings.tls_self_signed)
     if tls_dir != settings.tls_self_signed:
         settings = settings.model_copy(update={"tls_self_signed": tls_dir})
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, access_sample=settings.log_access_sample)
     # prometheus_client chooses per-process files (summed over workers) when it is
     # first imported, so the directory must exist before the app's modules load. The run
     # directory carries model loads and unloads from the worker that made them to the others.

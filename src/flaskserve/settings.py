@@ -343,6 +343,8 @@ class Settings(BaseSettings):
     """The least severe log lines written: ``debug``, ``info``, ``warning`` or ``error``."""
     log_format: Literal["json", "text", "auto"] = "auto"
     """``auto`` writes text to a terminal and JSON elsewhere."""
+    log_access_sample: float = Field(default=1.0, ge=0, le=1)
+    """Share of successful (2xx) requests logged (0.1: one in ten, at random); others always are."""
 
     @classmethod
     def settings_customise_sources(

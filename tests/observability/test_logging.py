@@ -30,17 +30,32 @@ def configure() -> Iterator[Callable[..., io.StringIO]]:
         for logger in [logging.getLogger(name)]
     }
 
-    def apply(level: str = "info", log_format: str = "json") -> io.StringIO:
-        stream = io.StringIO()
-        configure_logging(level, log_format, stream)
+    handlers: list[logging.Handler] = []
+
+    def apply(level: str = "info", log_format: str = "json", access_sample: float = 1.0) -> io.StringIO:
+        stream = WrittenLines()
+        stream.handler = configure_logging(level, log_format, stream, access_sample=access_sample)
+        handlers.append(stream.handler)
         return stream
 
     yield apply
+    for handler in handlers:
+        handler.close()
     for name, (handlers, level, propagate) in saved.items():
         logger = logging.getLogger(name)
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate = propagate
+
+
+class WrittenLines(io.StringIO):
+    """A log stream whose value is read once every line logged so far has been written to it."""
+
+    handler: logging.Handler
+
+    def getvalue(self) -> str:
+        self.handler.flush()
+        return super().getvalue()
 
 
 def records(stream: io.StringIO) -> list[dict[str, Any]]:

@@ -10,13 +10,19 @@ client's ``X-Request-ID`` to the model's traceback.
 from __future__ import annotations
 
 import logging
+import random
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import orjson
 
 from flaskserve.observability.context import current_request_id
+from flaskserve.observability.log_queue import LogQueue, QueuedHandler
+
+#: The logger of the one line per request (see :mod:`flaskserve.observability.tracker`).
+ACCESS_LOGGER = "flaskserve.access"
 
 # Attributes every LogRecord has; anything else was passed with ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -36,6 +42,26 @@ class RequestIdFilter(logging.Filter):
             if request_id is not None:
                 record.request_id = request_id
         return True
+
+
+class AccessSample(logging.Filter):
+    """Keep a share of the successful access lines, every other one.
+
+    At thousands of requests a second, one line per success can cost more than
+    the requests; an error, a refusal or a redirect is always worth its line.
+    Lines are kept at random, so no client or rhythm of traffic is always left out.
+    """
+
+    def __init__(self, share: float, draw: Callable[[], float] = random.random) -> None:
+        super().__init__()
+        self.share = share
+        self.draw = draw
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status", None)
+        if not isinstance(status, int) or not 200 <= status < 300:
+            return True
+        return self.draw() < self.share
 
 
 class JsonFormatter(logging.Formatter):
@@ -82,16 +108,31 @@ def make_formatter(log_format: str, stream: TextIO = sys.stderr) -> logging.Form
 OWN_LOGGERS = ("flaskserve", "gunicorn.error", "gunicorn.access")
 
 
-def configure_logging(level: str, log_format: str, stream: TextIO = sys.stderr) -> logging.Handler:
+def configure_logging(
+    level: str, log_format: str, stream: TextIO = sys.stderr, *, access_sample: float = 1.0
+) -> logging.Handler:
     """Send flaskserve's, gunicorn's and every library's logs to one stream in one format.
+
+    ``access_sample`` is the share of successful (2xx) access lines written; the
+    others are always written.
 
     Libraries (Flask-Limiter, scikit-learn, ...) log through the root logger,
     which gets the same handler at ``warning`` or above: their warnings matter
     to an operator, their debug chatter does not.
     """
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(make_formatter(log_format, stream))
+    for previous in logging.getLogger("flaskserve").handlers:
+        if isinstance(previous, QueuedHandler):
+            previous.owner.close()  # configured again: the old writer finishes its lines and stops
+    writer = logging.StreamHandler(stream)
+    writer.setFormatter(make_formatter(log_format, stream))
+    # Formatting and writing happen on a thread of their own; the request id is stamped here,
+    # in the thread that logs, the only one that can read it.
+    handler = LogQueue(writer).handler
     handler.addFilter(RequestIdFilter())
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.filters[:] = [f for f in access.filters if not isinstance(f, AccessSample)]
+    if access_sample < 1:
+        access.addFilter(AccessSample(access_sample))
     for name in OWN_LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]

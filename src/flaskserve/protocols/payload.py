@@ -19,6 +19,13 @@ from flaskserve.errors import LimitExceeded, MalformedRequest, UnsupportedMediaT
 _QUOTE, _BACKSLASH = 0x22, 0x5C
 _OPENERS = (0x5B, 0x7B)  # [ {
 _CLOSERS = (0x5D, 0x7D)  # ] }
+#: +1 for a byte that opens an array or object, -1 for one that closes it, 0 for any other byte.
+_NESTING_STEP = np.zeros(256, dtype=np.int8)
+_NESTING_STEP[list(_OPENERS)] = 1
+_NESTING_STEP[list(_CLOSERS)] = -1
+_NESTING_STEP.flags.writeable = False
+#: Every byte that is not a bracket or a quote, deleted before the scan when no escape can hide a quote.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in (*_OPENERS, *_CLOSERS, _QUOTE))
 
 
 def is_json_mimetype(mimetype: str) -> bool:
@@ -52,20 +59,30 @@ def json_depth(body: bytes) -> int:
 
     Every step is a vectorised pass over the bytes, with no Python loop and no
     array per quote, so a body of quotes or backslashes costs about what any
-    other body of its size costs.
+    other body of its size costs. Without a backslash, only brackets and quotes
+    can matter, so the bytes are first cut down to those (``bytes.translate``,
+    at memory speed): a body of numbers shrinks several times before numpy sees it.
     """
+    if _BACKSLASH not in body:
+        body = body.translate(None, _NOT_STRUCTURE)
     data = np.frombuffer(body, dtype=np.uint8)
+    step = _NESTING_STEP.take(data)
     quote = data == _QUOTE
+    if not quote.any():
+        return _deepest(step)
     backslash = data == _BACKSLASH
     if backslash.any():
         quote[1:] &= ~_after_odd_backslashes(backslash)
     # A byte is inside a string when an odd number of unescaped quotes precede it; an
-    # unterminated string runs to the end, and the parser rejects it anyway.
-    inside_string = np.logical_xor.accumulate(quote)
-    opener = np.isin(data, _OPENERS) & ~inside_string
-    closer = np.isin(data, _CLOSERS) & ~inside_string
-    depth = np.cumsum(opener.view(np.int8) - closer.view(np.int8), dtype=np.int32)
-    return int(depth.max(initial=0))
+    # unterminated string runs to the end, and the parser rejects it anyway. The running
+    # count may wrap at 256: only its parity is read.
+    inside_string = (np.cumsum(quote, dtype=np.uint8) & 1).view(np.bool_)
+    step[inside_string] = 0
+    return _deepest(step)
+
+
+def _deepest(step: npt.NDArray[np.int8]) -> int:
+    return int(np.cumsum(step, dtype=np.int32).max(initial=0))
 
 
 def _after_odd_backslashes(backslash: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:

@@ -99,9 +99,11 @@ def render_values(values: npt.NDArray[Any], method: str, signature: Signature) -
 def _rows(rows: Any, signature: Signature) -> npt.NDArray[Any]:
     if not isinstance(rows, list):
         raise ShapeMismatch("'instances' must be a list of rows")
-    if rows and all(isinstance(row, dict) for row in rows):
+    # The row types as a set, built in C: a thousand rows cost one pass, not two generator loops.
+    kinds = set(map(type, rows))
+    if rows and all(issubclass(kind, dict) for kind in kinds):
         return signature.matrix_from_records(rows)
-    if any(isinstance(row, dict) for row in rows):
+    if any(issubclass(kind, dict) for kind in kinds):
         raise ShapeMismatch("rows must all be objects keyed by feature name, or all be lists; not a mix")
     return signature.matrix_from_rows(rows)
 

@@ -28,6 +28,8 @@ import threading
 import time
 from typing import NoReturn
 
+from flaskserve.observability.log_queue import drain_all
+
 __all__ = [
     "GRACEFUL_TIMEOUT_S",
     "QUICK_SIGNALS",
@@ -53,6 +55,7 @@ ORPHAN_CHECK_INTERVAL_S = 0.5
 def quit_now(signum: int) -> NoReturn:
     """End this worker process at once: the quick stop. Requests in progress are abandoned."""
     log.info("worker quitting", extra={"signal": signal.Signals(signum).name})
+    drain_all()  # os._exit skips atexit, where queued log lines are otherwise written
     os._exit(0)
 
 
@@ -101,6 +104,7 @@ def _serve_stop_signals(graceful_timeout_s: float) -> None:
 def _end_later(seconds: float) -> None:
     time.sleep(seconds)
     log.warning("requests still running after the graceful timeout: ending the worker")
+    drain_all()
     os._exit(0)
 
 
