@@ -13,7 +13,6 @@ POSTs: a prediction changes nothing, so sending it twice is harmless).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,8 @@ import requests
 from network import Host, Network
 
 from flaskserve.security.keys import KeyStore
-from live_server import descendants, free_port, kill_all, wait_until_gone
+from live_server import descendants, kill_all, wait_until_gone
+from nginx import Nginx
 from redis_server import RedisServer
 
 REPLICA_PORT = 8080
@@ -41,7 +41,6 @@ READ_TIMEOUT_S = 3
 LIMITED_MODEL = "iris"
 #: Seconds each load of the fleet test runs; ``make fleet`` sets more.
 LOAD_SECONDS = float(os.environ.get("FLEET_SECONDS", "3"))
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 def create_key(keys_file: Path, name: str, *scopes: str) -> str:
@@ -122,91 +121,6 @@ class Replica:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-class Nginx:
-    """Debian's nginx as the load balancer, with a config and prefix of its own."""
-
-    def __init__(self, workdir: Path, upstreams: Sequence[str]) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.config = workdir / "nginx.conf"
-        servers = "\n".join(f"        server {address} max_fails=1 fail_timeout=2s;" for address in upstreams)
-        self.config.write_text(
-            textwrap.dedent(
-                """\
-                worker_processes 1;
-                user root;
-                pid {pid};
-                error_log {workdir}/error.log warn;
-                events {{ worker_connections 1024; }}
-                http {{
-                    access_log off;
-                    client_body_temp_path {workdir}/body;
-                    proxy_temp_path {workdir}/proxy;
-                    fastcgi_temp_path {workdir}/fastcgi;
-                    uwsgi_temp_path {workdir}/uwsgi;
-                    scgi_temp_path {workdir}/scgi;
-                    upstream fleet {{
-                {servers}
-                        keepalive 16;
-                    }}
-                    server {{
-                        listen 127.0.0.1:{port};
-                        location / {{
-                            proxy_pass http://fleet;
-                            proxy_http_version 1.1;
-                            proxy_set_header Connection "";
-                            proxy_set_header X-Forwarded-For $remote_addr;
-                            proxy_connect_timeout {connect}s;
-                            proxy_read_timeout {read}s;
-                            proxy_send_timeout {read}s;
-                            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
-                            proxy_next_upstream_tries 3;
-                            add_header X-Upstream $upstream_addr always;
-                        }}
-                    }}
-                }}
-                """
-            ).format(
-                pid=workdir / "nginx.pid",
-                workdir=workdir,
-                servers=servers,
-                port=self.port,
-                connect=CONNECT_TIMEOUT_S,
-                read=READ_TIMEOUT_S,
-            )
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        argv = [NGINX, "-c", str(self.config), "-p", str(self.workdir), "-g", "daemon off;"]
-        with (self.workdir / "nginx.log").open("ab") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"nginx exited: {(self.workdir / 'nginx.log').read_text()}")
-            try:
-                requests.get(self.url + "/v2/health/live", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        raise AssertionError("nginx did not start listening in 10 s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-
 class Fleet:
     """Replicas ``a``, ``b``, ``c``…, Redis on host ``r``, nginx in front; :meth:`close` stops them all."""
 
@@ -265,7 +179,12 @@ class Fleet:
                     host, argv, {**environment, "TMPDIR": str(run_dir)}, workdir / f"replica-{host.name}.log"
                 )
             )
-        self.nginx = Nginx(workdir, [f"{r.host.address}:{REPLICA_PORT}" for r in self.replicas])
+        self.nginx = Nginx(
+            workdir,
+            [f"{r.host.address}:{REPLICA_PORT}" for r in self.replicas],
+            connect_timeout_s=CONNECT_TIMEOUT_S,
+            read_timeout_s=READ_TIMEOUT_S,
+        )
 
     def start(self) -> None:
         self.redis.start()

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster import NGINX, Fleet
+from cluster import Fleet
 from network import Network, why_namespaces_cannot_be_made
 
 from flaskserve import testing
+from nginx import NGINX
 
 
 def _why_not() -> str | None:

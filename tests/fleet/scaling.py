@@ -23,10 +23,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from cluster import Fleet, Nginx  # noqa: E402
+from cluster import Fleet  # noqa: E402
 from network import Network, why_namespaces_cannot_be_made  # noqa: E402
 
 from flaskserve import testing  # noqa: E402
+from nginx import Nginx  # noqa: E402
 from reliability.load_loop import run_load  # noqa: E402
 
 BEGIN, END = "<!-- fleet-throughput:begin -->", "<!-- fleet-throughput:end -->"
