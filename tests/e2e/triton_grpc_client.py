@@ -4,13 +4,15 @@ tritonclient's generated modules and flaskserve's define the same ``inference``
 messages in protobuf's default descriptor pool, which refuses a second
 definition; the tests therefore run this script with ``python``, not import it.
 
-Usage: ``python triton_grpc_client.py HOST:PORT [API_KEY]``.
+Usage: ``python triton_grpc_client.py HOST:PORT [API_KEY] [--models NAME,...]``; each model named
+with ``--models`` is also asked for ``ROWS`` (as many columns as its one input has), in the
+datatype its metadata gives.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from typing import Any
 
 import numpy as np
@@ -37,7 +39,22 @@ def _plain(values: np.ndarray) -> list[Any]:
     return [v.decode() if isinstance(v, bytes) else v for v in values.ravel().tolist()]
 
 
-def main(address: str, key: str | None) -> dict[str, Any]:
+def infer_as_described(client: Any, model: str) -> Any:
+    """Ask ``model`` for ``ROWS``, shaped and typed as its metadata describes its one input."""
+    (described,) = client.get_model_metadata(model, as_json=True)["inputs"]
+    columns = int(described["shape"][-1])
+    array = np.array(ROWS)[:, :columns].astype(_NUMPY_TYPES[described["datatype"]])
+    tensor = grpcclient.InferInput(described["name"], list(array.shape), described["datatype"])
+    tensor.set_data_from_numpy(array)
+    result = client.infer(model, [tensor])
+    outputs = {o.name: _plain(result.as_numpy(o.name)) for o in result.get_response().outputs}
+    return {"input": {"name": described["name"], "datatype": described["datatype"]}, "outputs": outputs}
+
+
+_NUMPY_TYPES = {"FP64": np.float64, "FP32": np.float32, "FP16": np.float16}
+
+
+def main(address: str, key: str | None, models: list[str]) -> dict[str, Any]:
     headers = {"authorization": f"Bearer {key}"} if key else None
     client = grpcclient.InferenceServerClient(address)
     metadata = client.get_model_metadata("iris", "1", headers=headers, as_json=True)
@@ -57,9 +74,15 @@ def main(address: str, key: str | None) -> dict[str, Any]:
         infer(client, "nope", "", rows, "FP64")
     except InferenceServerException as error:
         found["unknown_model"] = {"status": error.status(), "message": error.message()}
+    found["models"] = {model: infer_as_described(client, model) for model in models}
     client.close()
     return found
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("address")
+    parser.add_argument("key", nargs="?")
+    parser.add_argument("--models", default="")
+    arguments = parser.parse_args()
+    print(json.dumps(main(arguments.address, arguments.key, [m for m in arguments.models.split(",") if m])))

@@ -8,7 +8,9 @@ from the same app's test client.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from certificates import client_ca_and_certificate
 from flaskserve.app import create_app
 from flaskserve.errors import ConfigError
-from flaskserve.rpc import grpc_parts
+from flaskserve.rpc import codec, grpc_parts, servicer
+from flaskserve.rpc.codec import parse_infer_request
 from flaskserve.rpc.proto import grpc_predict_v2_pb2 as pb
 from flaskserve.rpc.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from flaskserve.security.keys import KeyStore
@@ -410,3 +413,97 @@ def test_grpc_and_http_requests_share_the_cache(grpc_server: Start) -> None:
     text = served.app.test_client().get("/metrics").get_data(as_text=True)
     lookups = samples(text, "flaskserve_cache_lookups_total")
     assert lookups[labels(model="iris", version="1", result="hit")] == 1
+
+
+#: Sleeps for minus the smallest input of its batch (in seconds), so that a batch can be held in the model.
+SLEEPING_MODEL = """
+import time
+
+import numpy as np
+
+
+class Model:
+    feature_names_in_ = ["x"]
+
+    def predict(self, features):
+        time.sleep(max(0.0, -float(np.min(features[:, 0]))))
+        return 2 * features[:, 0]
+"""
+
+
+def sleepy_repository(root: Path) -> dict[str, Any]:
+    """Settings that serve the sleeping model alone, from ``root``."""
+    (root / "sleepy" / "1").mkdir(parents=True)
+    (root / "sleepy" / "1" / "model.py").write_text(SLEEPING_MODEL, encoding="utf-8")
+    return {"model_path": root, "default_model": "sleepy", "allow_code": True}
+
+
+def sleepy_request(value: float) -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name="sleepy")
+    request.inputs.add(name="input", datatype="FP64", shape=[1, 1]).contents.fp64_contents.append(value)
+    return request
+
+
+def test_a_stop_refuses_new_calls_at_once_and_lets_the_call_in_progress_finish(
+    grpc_server: Start, tmp_path: Path
+) -> None:
+    served = grpc_server(**sleepy_repository(tmp_path))
+    in_progress = served.stub.ModelInfer.future(sleepy_request(-0.8), timeout=10)
+    time.sleep(0.2)
+
+    stopped = served.server.begin_stop(5)
+
+    assert not stopped.is_set(), "begin_stop waited for the call in progress"
+    with grpc.insecure_channel(served.address) as channel:
+        later = pb_grpc.GRPCInferenceServiceStub(channel)
+        assert refusal(lambda: later.ServerLive(pb.ServerLiveRequest(), timeout=2)).code() is (
+            grpc.StatusCode.UNAVAILABLE
+        )
+    assert output(in_progress.result(), "predict").tolist() == [-1.6]
+    assert stopped.wait(5)
+    assert served.server.begin_stop() is stopped
+
+
+def test_grpc_and_http_requests_share_batches(
+    grpc_server: Start, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """While a REST request holds the model, a REST and a gRPC request queue up and run as one batch."""
+    served = grpc_server(**sleepy_repository(tmp_path), max_batch_size=8, max_batch_delay_ms=0)
+    http = served.app.test_client()
+
+    def rest_call(value: float) -> Any:
+        body = {"inputs": [{"name": "input", "shape": [1, 1], "datatype": "FP64", "data": [value]}]}
+        return http.post("/v2/models/sleepy/infer", json=body).get_json()["outputs"][0]["data"]
+
+    def grpc_call(value: float) -> Any:
+        return output(served.stub.ModelInfer(sleepy_request(value), timeout=10), "predict").tolist()
+
+    with caplog.at_level(logging.INFO, logger="flaskserve.access"), ThreadPoolExecutor(3) as pool:
+        holding = pool.submit(rest_call, -0.6)
+        time.sleep(0.2)
+        rest, grpc_answer = pool.submit(rest_call, 3.0), pool.submit(grpc_call, 4.0)
+        assert (holding.result(), rest.result(), grpc_answer.result()) == ([-1.2], [6.0], [8.0])
+
+    text = http.get("/metrics").get_data(as_text=True)
+    batch = labels(model="sleepy", version="1")
+    assert samples(text, "flaskserve_batch_requests_count")[batch] == 2
+    assert samples(text, "flaskserve_batch_requests_sum")[batch] == 3
+    lines = [r for r in caplog.records if r.name == "flaskserve.access"]
+    assert sorted((r.protocol, r.batch_rows) for r in lines) == [("grpc", 2), ("v2", 1), ("v2", 2)]
+
+
+def test_an_infer_message_is_parsed_once(grpc_server: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[bytes] = []
+
+    def counting_parse(body: bytes) -> pb.ModelInferRequest:
+        parsed.append(body)
+        return parse_infer_request(body)
+
+    monkeypatch.setattr(codec, "parse_infer_request", counting_parse)
+    monkeypatch.setattr(servicer, "parse_infer_request", counting_parse)
+    served = grpc_server()
+
+    answer = served.stub.ModelInfer(typed_request())
+
+    assert output(answer, "predict").tolist() == ["setosa", "virginica"]
+    assert parsed == [typed_request().SerializeToString()]

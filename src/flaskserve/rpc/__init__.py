@@ -10,7 +10,7 @@ metrics, the batcher and the cache are the HTTP edge's. The modules:
 - :mod:`.codec`: ``ModelInferRequest``/``ModelInferResponse`` as the protocol table's ``grpc`` entry;
 - :mod:`.edge`: a call through the app, and the HTTP status → gRPC code mapping;
 - :mod:`.servicer`: the RPCs, each a translation to and from its REST twin;
-- :mod:`.server`: one server per worker, started after the fork, drained at exit.
+- :mod:`.server`: one server per worker, started after the fork, stopped when HTTP stops.
 
 Importing this package imports no gRPC; :func:`grpc_parts` does, and says what
 to install when it is missing.

@@ -54,15 +54,27 @@ _LENGTH = struct.Struct("<I")
 
 
 class GrpcProtocol:
-    """``inference.GRPCInferenceService/ModelInfer``; it has no HTTP routes."""
+    """``inference.GRPCInferenceService/ModelInfer``; it has no HTTP routes.
+
+    The servicer parses each message once, for the model it names, and answers
+    with :meth:`for_message`, so that :meth:`decode` reads that message instead of
+    parsing the body again (the edge still reads the body, within its limit).
+    """
 
     name = "grpc"
     routes: tuple[PredictRoute, ...] = ()
 
+    def __init__(self, message: pb.ModelInferRequest | None = None) -> None:
+        self._message = message
+
+    def for_message(self, message: pb.ModelInferRequest) -> GrpcProtocol:
+        """This protocol for one request whose body is ``message``, already parsed."""
+        return GrpcProtocol(message)
+
     def decode(
         self, request: WireRequest, model: ServedModel, limits: RequestLimits
     ) -> Decoded[InferRequest]:
-        message = parse_infer_request(request.body)
+        message = self._message if self._message is not None else parse_infer_request(request.body)
         payload, rest = _payload(message)
         decoded = decode_infer_payload(payload, rest, model.signature, limits)
         return Decoded(tuple(decoded.methods), decoded.matrix, decoded)

@@ -1,4 +1,4 @@
-"""The gRPC server of one worker: started after the fork, sharing the port, drained at exit.
+"""The gRPC server of one worker: started after the fork, sharing the port, drained as HTTP is.
 
 gRPC's runtime starts threads and polling that do not survive a ``fork``, and
 ``flaskserve serve`` builds the app (and loads the models) in the master before
@@ -18,8 +18,10 @@ also serves ``grpc.health.v1.Health`` (for Kubernetes gRPC probes; open, like
 the HTTP probes) and server reflection (which names the services and their
 messages, nothing a client could not read in the published ``.proto``).
 
-At exit the server stops taking calls, tells health checkers ``NOT_SERVING``,
-and lets the calls in progress finish for up to the graceful timeout.
+When the worker's graceful stop begins (``TERM``, as HTTP stops accepting), the
+server tells health checkers ``NOT_SERVING`` and refuses new calls at once
+(``UNAVAILABLE``: its port is closed); the calls in progress go on, and the
+worker waits for them at exit, within the graceful timeout.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import atexit
 import logging
 import multiprocessing.util
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -38,7 +41,7 @@ from flaskserve.errors import ConfigError
 from flaskserve.rpc.servicer import SERVICE_NAME, InferenceServicer, method_handlers
 from flaskserve.security.tls import ServerTLS
 from flaskserve.serving.gunicorn import default_threads
-from flaskserve.serving.signals import GRACEFUL_TIMEOUT_S
+from flaskserve.serving.signals import GRACEFUL_TIMEOUT_S, at_graceful_stop
 from flaskserve.settings import Settings
 
 __all__ = ["GrpcServer", "start_in_worker"]
@@ -53,15 +56,25 @@ class GrpcServer:
         self._server = server
         self._health = health_servicer
         self.port = port
-        self._stopped = False
+        self._stopping: threading.Event | None = None
+        self._lock = threading.Lock()
+
+    def begin_stop(self, grace_s: float = GRACEFUL_TIMEOUT_S) -> threading.Event:
+        """Refuse new calls from now on and give those in progress ``grace_s``; returns at once.
+
+        Health turns ``NOT_SERVING`` and the port closes; the event is set once the
+        last call in progress has finished (or was cancelled at the end of the grace).
+        Idempotent: a second call returns the first stop's event.
+        """
+        with self._lock:
+            if self._stopping is None:
+                self._health.enter_graceful_shutdown()
+                self._stopping = self._server.stop(grace_s)
+            return self._stopping
 
     def stop(self, grace_s: float = GRACEFUL_TIMEOUT_S) -> None:
         """Refuse new calls and wait up to ``grace_s`` for those in progress; idempotent."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._health.enter_graceful_shutdown()
-        self._server.stop(grace_s).wait(grace_s + 1)
+        self.begin_stop(grace_s).wait(grace_s + 1)
 
 
 def build_server(app: Flask, settings: Settings, tls: ServerTLS | None, port: int) -> GrpcServer:
@@ -103,6 +116,8 @@ def start_in_worker(app: Flask, settings: Settings, tls: ServerTLS | None) -> Gr
     if settings.grpc_port is None:
         return None
     started = build_server(app, settings, tls, settings.grpc_port)
+    # A graceful stop (TERM) refuses new calls at once, as HTTP does; exit waits for those in progress.
+    at_graceful_stop(started.begin_stop)
     # gunicorn's workers leave through sys.exit (atexit runs); granian's are multiprocessing
     # children, which leave through os._exit after multiprocessing's own finalizers.
     atexit.register(started.stop)

@@ -92,15 +92,16 @@ class InferenceServicer:
         )
 
     def model_infer(self, body: bytes, context: grpc.ServicerContext) -> bytes:
-        """The request stays serialized: the prediction edge reads it as its body, within the body limit."""
+        """Parsed once, here: the prediction edge reads the body within its limit and decodes this message."""
         try:
             message = parse_infer_request(body)
         except MalformedRequest as error:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, error.message)
         path = _model_path(context, message.model_name, message.model_version) + "/infer"
+        protocol = PROTOCOL.for_message(message)
 
         def view() -> Response:
-            return predict(PROTOCOL, PREDICT_FROM_PATH, request.view_args or {})
+            return predict(protocol, PREDICT_FROM_PATH, request.view_args or {})
 
         response = self._answer(context, Call("POST", path, body, MEDIA_TYPE), view)
         return response.get_data()

@@ -17,6 +17,9 @@ bounds their graceful one, and
 :mod:`flaskserve.serving.granian_master` and :func:`take_over_worker_signals` give
 granian the whole of it (granian alone treats ``INT`` as ``TERM``, and ``QUIT``
 killed its master and left the workers serving).
+
+A worker serves more than HTTP (its gRPC server): :func:`at_graceful_stop` has
+the rest stop taking work at the moment HTTP does, whichever server runs it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import NoReturn
 
 from flaskserve.observability.log_queue import drain_all
@@ -34,7 +38,9 @@ __all__ = [
     "GRACEFUL_TIMEOUT_S",
     "QUICK_SIGNALS",
     "QUICK_TIMEOUT_S",
+    "at_graceful_stop",
     "end_after",
+    "graceful_stop_begins",
     "quit_now",
     "take_over_worker_signals",
 ]
@@ -50,6 +56,29 @@ QUICK_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT})
 _STOP_SIGNALS = QUICK_SIGNALS | {signal.SIGTERM}
 #: How often a worker checks that its master is still there.
 ORPHAN_CHECK_INTERVAL_S = 0.5
+
+_at_graceful_stop: list[Callable[[], object]] = []
+
+
+def at_graceful_stop(begin_stopping: Callable[[], object]) -> None:
+    """Have this worker call ``begin_stopping`` when its graceful stop begins.
+
+    It is called once, from a signal handler, as the worker stops taking new HTTP
+    requests: it must refuse new work and return at once, leaving the work in
+    progress to finish (the worker exits once its HTTP requests are done; wait
+    for the rest at exit).
+    """
+    _at_graceful_stop.append(begin_stopping)
+
+
+def graceful_stop_begins() -> None:
+    """Tell what :func:`at_graceful_stop` registered that the graceful stop has begun; once only."""
+    while _at_graceful_stop:
+        begin_stopping = _at_graceful_stop.pop()
+        try:
+            begin_stopping()
+        except Exception:
+            log.exception("stopping a part of the worker failed")
 
 
 def quit_now(signum: int) -> NoReturn:
@@ -97,6 +126,7 @@ def _serve_stop_signals(graceful_timeout_s: float) -> None:
         server_handler = signal.getsignal(signal.SIGTERM)
         if not callable(server_handler):
             quit_now(signum)  # no graceful stop to hand it to
+        graceful_stop_begins()
         server_handler(signum, None)
         end_after(graceful_timeout_s)
 

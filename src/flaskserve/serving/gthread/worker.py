@@ -21,7 +21,7 @@ from flaskserve.errors import BadRequest, FlaskserveError, PayloadTooLarge
 from flaskserve.protocols.payload import encode_json
 from flaskserve.serving.gthread.framing import ChunkedBody, Refused, body_framing
 from flaskserve.serving.gthread.stream import CONTINUE, HeldBytes, Stream
-from flaskserve.serving.signals import end_after, quit_now
+from flaskserve.serving.signals import end_after, graceful_stop_begins, quit_now
 
 __all__ = ["MAX_HEAD_BYTES", "MAX_HELD_BYTES", "ClientLimits", "HeadReadingWorker", "head_reading_worker"]
 
@@ -459,14 +459,17 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         gunicorn's own stop waits for its threads when the interpreter exits, so a
         request stuck in a model call would otherwise hold a worker that got TERM on
         its own (not from the arbiter, which kills it after the graceful timeout).
+        The worker's other servers (gRPC) stop taking calls now too.
         """
         super().handle_exit(sig, frame)
+        graceful_stop_begins()
         end_after(self.cfg.graceful_timeout + 1)
 
     def is_parent_alive(self) -> bool:
         """gunicorn's check that the master is still there; a worker left alone stops within the timeout."""
         alive = bool(super().is_parent_alive())
         if not alive:
+            graceful_stop_begins()
             end_after(self.cfg.graceful_timeout + 1)
         return alive
 
