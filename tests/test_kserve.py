@@ -5,8 +5,9 @@ ones KServe's API reference documents (``ServingRuntimeSpec``,
 ``SupportedModelFormat``, the ``InferenceService`` predictor), and their container
 is validated as a Pod's against the Kubernetes schemas. Last, ``flaskserve serve``
 is started with exactly the runtime's arguments and environment, on a host of
-its own (a network namespace, so it binds 0.0.0.0:8080 as in the pod), serving a
-folder laid out as KServe's storage initializer leaves ``/mnt/models``.
+its own (a network namespace, so it binds 0.0.0.0:8080 and 0.0.0.0:8081 as in the
+pod), serving a folder laid out as KServe's storage initializer leaves
+``/mnt/models``, and answers over V1, V2 and V2 over gRPC.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import kubernetes_validate
 import pytest
 import requests
@@ -28,6 +31,8 @@ import yaml
 from flask import Flask
 
 from flaskserve import testing
+from flaskserve.rpc.proto import grpc_predict_v2_pb2 as pb
+from flaskserve.rpc.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 
 KSERVE = Path(__file__).parents[1] / "deploy" / "kserve"
 #: ``ServingRuntimeSpec`` in KServe's API reference (serving.kserve.io/v1alpha1).
@@ -43,9 +48,15 @@ PROTOCOL_VERSIONS = {"v1", "v2", "grpc-v1", "grpc-v2"}
 KSERVE_CONTAINER = "kserve-container"
 MODEL_MOUNT = "/mnt/models"
 KSERVE_PORT = 8080
+#: KServe's gRPC port (its Python server's and the docs' grpc-v2 examples), named h2c for Knative.
+KSERVE_GRPC_PORT = 8081
 #: ``PredictorSpec`` fields of an InferenceService used here, and the ``ModelSpec`` ones.
 PREDICTOR_FIELDS = {"model", "minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "serviceAccountName"}
-MODEL_SPEC_FIELDS = {"modelFormat", "runtime", "protocolVersion", "storageUri", "env", "resources", "args"}
+MODEL_SPEC_FIELDS = {
+    "modelFormat", "runtime", "protocolVersion", "storageUri", "env", "resources", "args", "ports",
+}  # fmt: skip
+#: The extras that bring each format's framework, and gRPC, into the image.
+IMAGE_EXTRAS = {"xgboost", "lightgbm", "onnx", "grpc"}
 FORMATS = {"sklearn", "xgboost", "lightgbm", "onnx"}
 
 
@@ -70,7 +81,7 @@ def test_the_cluster_runtime_holds_only_documented_fields() -> None:
     assert runtime["metadata"]["name"] == "kserve-flaskserve"
     assert set(runtime["spec"]) <= SERVING_RUNTIME_FIELDS
     assert set(runtime["spec"]["protocolVersions"]) <= PROTOCOL_VERSIONS
-    assert {"v1", "v2"} <= set(runtime["spec"]["protocolVersions"])
+    assert {"v1", "v2", "grpc-v2"} <= set(runtime["spec"]["protocolVersions"])
 
 
 def test_the_runtime_is_chosen_by_model_format() -> None:
@@ -112,6 +123,26 @@ def test_the_container_serves_the_mounted_model_on_kserves_port(app: Flask) -> N
         }
         <= rules
     )
+
+
+def test_grpc_v2_is_served_on_kserves_grpc_port_and_the_image_brings_it() -> None:
+    args = runtime_container()["args"]
+    grpc_services = [
+        s
+        for s in documents("inference-services.yaml")
+        if s["spec"]["predictor"]["model"].get("protocolVersion") == "grpc-v2"
+    ]
+    dockerfile = (KSERVE.parent / "Dockerfile").read_text(encoding="utf-8")
+    [extras] = re.findall(r"pip install [^\n]*'\.\[([a-z,]+)\]'", dockerfile)
+
+    assert args[args.index("--grpc-port") + 1] == str(KSERVE_GRPC_PORT)
+    assert grpc_services
+    for service in grpc_services:
+        # Knative routes one port per revision: a grpc-v2 service names the gRPC one, as h2c.
+        assert service["spec"]["predictor"]["model"]["ports"] == [
+            {"name": "h2c", "containerPort": KSERVE_GRPC_PORT, "protocol": "TCP"}
+        ]
+    assert set(extras.split(",")) >= IMAGE_EXTRAS
 
 
 def test_the_inference_services_ask_for_formats_the_runtime_serves() -> None:
@@ -165,6 +196,34 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"the runtime's command was not ready in 60 s:\n{log.read_text()}")
 
 
+def raw_strings(raw: bytes) -> list[str]:
+    """A raw BYTES tensor: each element its 4-byte little-endian length, then its bytes."""
+    strings, offset = [], 0
+    while offset < len(raw):
+        size = int.from_bytes(raw[offset : offset + 4], "little")
+        strings.append(raw[offset + 4 : offset + 4 + size].decode())
+        offset += 4 + size
+    return strings
+
+
+def grpc_infer(address: str, row: list[float]) -> pb.ModelInferResponse:
+    """One ModelInfer call; the workers open the gRPC port a moment after HTTP answers."""
+    request = pb.ModelInferRequest(model_name="iris")
+    request.inputs.add(name="input", datatype="FP64", shape=[1, len(row)]).contents.fp64_contents.extend(row)
+    deadline = time.monotonic() + 20
+    while True:
+        with grpc.insecure_channel(address) as channel:
+            try:
+                answer: pb.ModelInferResponse = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
+                    request, timeout=5
+                )
+                return answer
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+        time.sleep(0.1)
+
+
 @pytest.mark.e2e
 def test_the_runtime_command_serves_a_pinned_pickle_from_the_storage_layout(
     pod_host: Any, tmp_path: Path, iris_classifier: Any
@@ -202,6 +261,7 @@ def test_the_runtime_command_serves_a_pinned_pickle_from_the_storage_layout(
             },
             timeout=10,
         )
+        over_grpc = grpc_infer(f"{pod_host.address}:{KSERVE_GRPC_PORT}", [5.1, 3.5, 1.4, 0.2])
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -211,3 +271,7 @@ def test_the_runtime_command_serves_a_pinned_pickle_from_the_storage_layout(
     assert v1.json()["predictions"] == iris_classifier.predict(frame.iloc[:1]).tolist()
     assert v2.status_code == 200, v2.text
     assert v2.json()["model_name"] == "iris"
+    assert over_grpc.model_name == "iris"
+    [predicted] = [i for i, output in enumerate(over_grpc.outputs) if output.name == "predict"]
+    assert over_grpc.outputs[predicted].datatype == "BYTES"
+    assert raw_strings(over_grpc.raw_output_contents[predicted]) == v1.json()["predictions"]

@@ -7,14 +7,20 @@ the 64 pixels, ``pixel_0_0`` … ``pixel_7_7``, so the served model takes them b
 name as well as by position. A quarter of the images is held out, with a fixed
 seed, for the client and the test to score on.
 
+The training pixels are then profiled with ``flaskserve profile``: the
+``reference.json`` it writes beside the model is what the server compares the
+images it is sent with, so a drift (a new scanner, thicker pens) shows on
+``/metrics`` and ``/models/digits/monitoring``.
+
 Run from this folder::
 
-    python train.py            # writes models/digits/1/model.skops
+    python train.py            # writes models/digits/1/model.skops and reference.json
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +59,25 @@ def save(model: Any, repository: Path) -> Path:
     return path
 
 
+def profile(model_file: Path, images: Any) -> Path:
+    """Write the training pixels' reference profile beside ``model_file``, with ``flaskserve profile``.
+
+    The command is the one a shell would run, called in this process (scikit-learn is
+    already imported here); the example's ``flaskserve.toml`` names the calibration
+    types it trusts.
+    """
+    from flaskserve.cli import main as flaskserve
+
+    with tempfile.TemporaryDirectory() as scratch:
+        data = Path(scratch) / "train.csv"
+        images.to_csv(data, index=False)
+        config = str(HERE / "flaskserve.toml")
+        flaskserve(
+            ["profile", str(model_file), "--data", str(data), "--config", config], standalone_mode=False
+        )
+    return model_file.parent / "reference.json"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "models", help="repository folder to write")
@@ -60,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     train_images, test_images, train_digits, test_digits = load_split()
     model = train(train_images, train_digits)
     path = save(model, args.out)
+    profile(path, train_images)
     accuracy = model.score(test_images, test_digits)
     print(f"held-out accuracy {accuracy:.3f} on {len(test_digits)} images; saved {path}")
 

@@ -338,6 +338,11 @@ class Settings(BaseSettings):
     """Records each worker holds for the inference log's sink; past it, records are dropped and counted."""
     drift_window_s: float = Field(default=900.0, gt=0)
     """Seconds of served rows compared with each model's reference profile (docs/monitoring.md)."""
+    drift_window_rows: int | None = Field(default=None, ge=10)
+    """When set, the drift window is each model version's last N rows over all workers instead of
+    ``drift_window_s`` seconds (docs/monitoring.md)."""
+    inference_log_flush_s: float = Field(default=0.5, gt=0)
+    """Longest wait before a worker writes the inference log records it holds (or as soon as it holds 500)."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """The least severe log lines written: ``debug``, ``info``, ``warning`` or ``error``."""

@@ -1,4 +1,5 @@
-"""The inference log and drift under a real two-worker server, writing to the machine's real PostgreSQL.
+"""The inference log and drift under a real two-worker server, writing to the machine's real PostgreSQL
+(and to files, for the window of the last rows and the flush on a graceful stop).
 
 Each test makes a database of its own (dropped at the end) on 127.0.0.1:5432, which
 ``.ci/services`` starts where none runs. The faults are real: the database is made to
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import psycopg
 import pytest
@@ -22,6 +24,8 @@ from click.testing import CliRunner
 
 from flaskserve import testing
 from flaskserve.cli import main
+from flaskserve.observability.drift.profile import ReferenceProfile
+from flaskserve.observability.drift.statistics import psi
 from live_server import RunningServer
 from metrics_text import labels, samples
 
@@ -176,3 +180,53 @@ def test_requests_stay_answered_while_the_database_refuses_and_logging_resumes_w
         assert send_rows(server, rows[:2], f"{after}-{sent}") == [200, 200]
         sent += 1
         time.sleep(0.5)
+
+
+def test_a_window_of_the_last_rows_is_exact_across_workers_and_a_graceful_stop_flushes_the_log(
+    start_server: Callable[..., RunningServer], profiled_iris: Path, tmp_path: Path
+) -> None:
+    sink = tmp_path / "inference-log"
+    server = start_server(
+        "--default-model",
+        "iris",
+        "--inference-log",
+        f"file://{sink}",
+        model_path=profiled_iris,
+        # Slots of 4 rows; and records are written only when a worker holds 500 of them, or stops.
+        env={"FLASKSERVE_DRIFT_WINDOW_ROWS": "40", "FLASKSERVE_INFERENCE_LOG_FLUSH_S": "600"},
+    )
+    frame, _ = testing.iris_frame()
+    training = frame.sample(40, random_state=1)
+    shifted: pd.DataFrame = frame.sample(36, random_state=0).reset_index(drop=True)
+    shifted["petal_length"] += 2 * frame["petal_length"].std()
+
+    assert send_rows(server, training.to_dict("records"), "training") == [200] * 40
+    # 40 rows: the window is slots 1 to 10, rows 4 to 39, whichever worker counted them.
+    assert server.get("/models/iris/monitoring").json()["versions"][0]["window_rows"] == 36
+    assert send_rows(server, shifted.to_dict("records"), "shifted") == [200] * 36
+    assert len(workers_that_answered(server, "shifted")) == 2
+
+    # 76 rows: slots 10 to 19, rows 40 to 75, that is the 36 shifted rows and nothing else.
+    answer = server.get("/models/iris/monitoring").json()
+    assert answer["window_last_rows"] == 40
+    assert answer["versions"][0]["window_rows"] == 36
+    reference = ReferenceProfile.read_beside(profiled_iris / "iris" / "1" / "model.skops")
+    assert reference is not None
+    expected = {
+        f.name: psi(f.proportions, f.count(shifted[f.name].to_numpy())[0]) for f in reference.features
+    }
+    served = {
+        dict(key)["feature"]: value
+        for key, value in samples(scrape(server), "flaskserve_feature_drift_psi").items()
+        if dict(key)["role"] == "input"
+    }
+    assert served == pytest.approx(expected, rel=1e-9)
+    assert served["petal_length"] > 0.25
+
+    assert sum(len(path.read_bytes()) for path in sink.glob("*.jsonl")) == 0  # all still queued
+    assert server.stop() == 0
+    files = list(sink.glob("inference-*.jsonl"))
+    assert len(files) == 2  # one per worker
+    logged = [orjson.loads(line)["request_id"] for path in files for line in path.read_bytes().splitlines()]
+    expected_ids = [f"training-{n}" for n in range(40)] + [f"shifted-{n}" for n in range(36)]
+    assert sorted(logged) == sorted(expected_ids)

@@ -16,7 +16,14 @@ from flaskserve.app import create_app
 from flaskserve.cli import main
 from flaskserve.observability.drift.profile import REFERENCE_FILE, profile_column
 from flaskserve.observability.drift.statistics import band, jensen_shannon, kolmogorov_smirnov, psi
-from flaskserve.observability.drift.window import OUTSIDE, SLOTS, DriftWindow
+from flaskserve.observability.drift.window import (
+    OUTSIDE,
+    SLOTS,
+    DriftWindow,
+    RowSlots,
+    SharedRowCounter,
+    TimeSlots,
+)
 from flaskserve.settings import load_settings
 from metrics_text import labels, samples
 
@@ -165,7 +172,7 @@ class FakeClock:
 
 def test_the_window_forgets_rows_older_than_its_length() -> None:
     clock = FakeClock()
-    window = DriftWindow(100.0, clock=clock)
+    window = DriftWindow(TimeSlots(100.0, clock=clock))
     # Two rows: one in bin 1, one in the last bin and beyond the training maximum.
     window.add(
         "m", "1", 2, [(("input", "x", "1"), 1), (("input", "x", "11"), 1), (("input", "x", OUTSIDE), 1)]
@@ -182,6 +189,38 @@ def test_the_window_forgets_rows_older_than_its_length() -> None:
     assert window.read()[("m", "1")].rows == 1
     clock.now += 100.0
     assert ("m", "1") not in window.read()
+
+
+def test_a_row_window_holds_the_last_n_rows_whatever_the_time() -> None:
+    window = DriftWindow(RowSlots(100, SharedRowCounter()))
+    for _ in range(95):
+        window.add("m", "1", 1, [(("input", "x", "1"), 1)])
+    assert window.read()[("m", "1")].rows == 95
+    # 3 requests of 5 rows: the window moves on by whole slots of 10 rows, keeping 90 to 100 of the last.
+    for _ in range(3):
+        window.add("m", "1", 5, [(("input", "x", "2"), 5)])
+    found = window.read()[("m", "1")]
+    assert found.rows == 90 + 110 % 10
+    assert found.counts("input", "x", 3).tolist() == [0, 75, 15]
+    # Another version has its own count.
+    window.add("m", "2", 1, [(("input", "x", "1"), 1)])
+    assert window.read()[("m", "2")].rows == 1
+
+
+def _advance_many(directory: str, times: int) -> list[int]:
+    counter = SharedRowCounter(directory)
+    return [counter.advance("m", "1", 2) for _ in range(times)]
+
+
+def test_processes_advance_one_row_count_without_losing_or_repeating_a_position(tmp_path: Path) -> None:
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        positions = pool.starmap(_advance_many, [(str(tmp_path), 500), (str(tmp_path), 500)])
+
+    taken = sorted(positions[0] + positions[1])
+    assert taken == list(range(0, 2000, 2))
+    assert SharedRowCounter(str(tmp_path)).count("m", "1") == 2000
 
 
 def test_a_value_on_an_edge_falls_in_the_same_bin_when_profiled_and_when_served() -> None:

@@ -6,6 +6,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
 from example_code import example_settings, load_example
 
 from flaskserve.settings import Settings
@@ -15,7 +16,7 @@ def test_held_out_digits_are_read_through_v2(tmp_path: Path, serve: Callable[[Se
     train = load_example("digits", "train")
     client = load_example("digits", "client", train=train)
     train_images, test_images, train_digits, test_digits = train.load_split()
-    train.save(train.train(train_images, train_digits), tmp_path)
+    train.profile(train.save(train.train(train_images, train_digits), tmp_path), train_images)
 
     url = serve(example_settings("digits", tmp_path))
     digits, confidences = client.infer(url, test_images)
@@ -24,6 +25,13 @@ def test_held_out_digits_are_read_through_v2(tmp_path: Path, serve: Callable[[Se
     assert len(digits) == len(test_digits) == 450
     assert accuracy >= 0.95
     assert all(0.0 < c <= 1.0 for c in confidences)
+    # The profile train.py wrote: held-out images look like the training ones, pixel by pixel.
+    monitored = requests.get(url + "/models/digits/monitoring", timeout=10).json()["versions"][0]
+    assert monitored["profiled"] is True
+    assert monitored["window_rows"] == 450
+    pixels = [f for f in monitored["features"] if f["role"] == "input"]
+    assert len(pixels) == 64
+    assert {f["band"] for f in pixels} <= {"stable", "moderate"}
 
 
 def test_pixels_by_name_and_the_shipped_drawing_answer_the_simple_protocol(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app
 from flaskserve.access import READ
 from flaskserve.errors import ModelNotFound, clip
 from flaskserve.observability.drift.statistics import MAJOR, MODERATE
+from flaskserve.observability.drift.window import RowSlots, TimeSlots
 from flaskserve.observability.monitoring import get_monitoring
 from flaskserve.protocols.openapi import Operation
 from flaskserve.runtime import get_runtime
@@ -44,12 +45,15 @@ def monitoring(name: str) -> Response:
         raise ModelNotFound(
             f"model '{clip(name)}' is not served (served models: {', '.join(runtime.registry.names()[:20])})"
         )
-    state = get_monitoring(current_app)
+    drift = get_monitoring(current_app).drift
+    slots = drift.window.slots
     return json_response(
         {
             "model": name,
-            "window_s": state.drift.window.window_s,
+            # One of the two is set: the window is a span of time or each version's last rows.
+            "window_s": slots.window_s if isinstance(slots, TimeSlots) else None,
+            "window_last_rows": slots.window_rows if isinstance(slots, RowSlots) else None,
             "bands": {"moderate": MODERATE, "major": MAJOR},
-            "versions": state.drift.report(name),
+            "versions": drift.report(name),
         }
     )

@@ -29,7 +29,7 @@ from flaskserve.models.registry import ModelRegistry
 from flaskserve.models.served import ServedModel
 from flaskserve.observability.context import current_request_id, notes
 from flaskserve.observability.drift.monitor import DriftMonitor
-from flaskserve.observability.drift.window import DriftWindow
+from flaskserve.observability.drift.window import DriftWindow, RowSlots, SharedRowCounter, Slots, TimeSlots
 from flaskserve.observability.inference_log.record import InferenceRecord
 from flaskserve.observability.inference_log.sinks import check_url, sink_factory
 from flaskserve.observability.inference_log.writer import DROP_REASONS, LogWriter
@@ -62,6 +62,7 @@ class _State:
                 dropped=lambda reason, count: dropped.labels(reason).inc(count),
                 written=written.inc,
                 queue_size=self.settings.inference_log_queue_size,
+                flush_interval_s=self.settings.inference_log_flush_s,
             )
         return found
 
@@ -70,7 +71,12 @@ class Monitoring:
     """The inference log and the drift monitor of one app."""
 
     def init_app(self, app: Flask, settings: Settings, registry: ModelRegistry, metrics: Metrics) -> None:
-        window = DriftWindow(settings.drift_window_s, multiprocess_dir=metrics.multiprocess_dir)
+        slots: Slots = (
+            TimeSlots(settings.drift_window_s)
+            if settings.drift_window_rows is None
+            else RowSlots(settings.drift_window_rows, SharedRowCounter(metrics.multiprocess_dir))
+        )
+        window = DriftWindow(slots, multiprocess_dir=metrics.multiprocess_dir)
         state = _State(settings=settings, drift=DriftMonitor(registry, window))
         urls = {settings.inference_log} | {m.inference_log for m in settings.models.values()}
         urls.discard(None)

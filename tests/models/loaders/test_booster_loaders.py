@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from flaskserve import testing
+from flaskserve.errors import ModelLoadError
 from flaskserve.models.loaders import default_loaders
 from flaskserve.models.loading import load_registry
 from flaskserve.models.served import ServedModel
@@ -210,3 +211,60 @@ def test_booster_still_predicts_in_workers_forked_after_loading(
     model.call("predict", rows)  # the parent has predicted on many rows before the fork
 
     assert _predicts_in_a_forked_worker(model, rows)
+
+
+# -- model.bst, as KServe's XGBoost and LightGBM servers name their boosters -----------------
+
+
+@pytest.mark.parametrize(
+    ("saved_as", "platform"),
+    [
+        pytest.param("model.bst", "xgboost_ubj", id="UBJSON, as XGBoost writes .bst"),
+        pytest.param("model.json", "xgboost_json", id="JSON renamed to .bst"),
+    ],
+)
+def test_an_xgboost_model_bst_is_read_by_its_content(
+    tmp_path: Path, serve: Any, ask: Any, iris: Any, saved_as: str, platform: str
+) -> None:
+    frame, target = iris
+    is_setosa = (target == 0).astype(int)
+    with warnings.catch_warnings():  # XGBoost says which format an unknown suffix gets
+        warnings.simplefilter("ignore", UserWarning)
+        booster = _xgboost({"objective": "binary:logistic"}, frame, is_setosa, tmp_path / "saved" / saved_as)
+    mounted = tmp_path / "mnt-models"
+    mounted.mkdir()
+    (tmp_path / "saved" / saved_as).rename(mounted / "model.bst")
+    rows = frame.to_numpy()[::10]
+
+    client = serve(mounted, model_name="iris")
+    described = client.get("/models/iris/versions/1").get_json()
+
+    assert described["platform"] == platform
+    assert described["signature"]["features"] == list(testing.IRIS_FEATURES)
+    assert ask(client, "iris", rows).tolist() == (booster.inplace_predict(rows) > 0.5).astype(int).tolist()
+
+
+def test_a_lightgbm_model_bst_is_read_by_its_content(
+    tmp_path: Path, serve: Any, ask: Any, diabetes: Any
+) -> None:
+    features, target = diabetes
+    booster = _lightgbm({"objective": "regression"}, features, target, tmp_path / "model.bst")
+
+    client = serve(tmp_path / "model.bst", model_name="d")
+
+    assert client.get("/models/d/versions/1").get_json()["platform"] == "lightgbm_text"
+    np.testing.assert_allclose(ask(client, "d", features[:8]), booster.predict(features[:8]))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"\x00\x00\x00?\x04\x00\x00\x00binf" + bytes(64), id="old binary format"),
+        pytest.param(b"\x80\x04\x95 pickle", id="a pickle"),
+    ],
+)
+def test_a_model_bst_of_any_other_content_is_refused_with_the_way_out(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "model.bst").write_bytes(content)
+
+    with pytest.raises(ModelLoadError, match=r"save it again as model\.ubj"):
+        load_registry(load_settings(None, model_path=tmp_path / "model.bst"), default_loaders())

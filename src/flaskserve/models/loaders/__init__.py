@@ -162,6 +162,7 @@ class LoaderTable:
 
 
 def default_loaders() -> LoaderTable:
+    from flaskserve.models.loaders.booster_file import BoosterFileLoader
     from flaskserve.models.loaders.lightgbm import LightGBMLoader
     from flaskserve.models.loaders.onnx import OnnxLoader
     from flaskserve.models.loaders.pickled import PickleLoader
@@ -170,7 +171,15 @@ def default_loaders() -> LoaderTable:
     from flaskserve.models.loaders.xgboost import XGBoostLoader
 
     return LoaderTable(
-        [PickleLoader(), SkopsLoader(), OnnxLoader(), XGBoostLoader(), LightGBMLoader(), PythonLoader()]
+        [
+            PickleLoader(),
+            SkopsLoader(),
+            OnnxLoader(),
+            XGBoostLoader(),
+            LightGBMLoader(),
+            BoosterFileLoader(),
+            PythonLoader(),
+        ]
     )
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -109,11 +109,23 @@ def check_xgboost(data: bytes, display_name: str) -> None:
     _refuse(display_name, lambda: _check_learner(_read_document(data), expansion_budget(len(data))))
 
 
-def _read_document(data: bytes) -> dict[str, Any]:
-    # As XGBoost tells them apart: '{"' starts JSON, '{' and a letter (a key's length marker) UBJSON.
+def xgboost_encoding(data: bytes) -> Literal["json", "ubj"] | None:
+    """Which of XGBoost's documents ``data`` is, told apart as XGBoost does; ``None`` for neither.
+
+    ``{"`` starts JSON; ``{`` and a letter (a key's length marker) UBJSON.
+    """
     if data[:2] == b'{"':
+        return "json"
+    if data[:1] == b"{" and data[1:2].isalpha():
+        return "ubj"
+    return None
+
+
+def _read_document(data: bytes) -> dict[str, Any]:
+    encoding = xgboost_encoding(data)
+    if encoding == "json":
         document = json.loads(data, object_pairs_hook=_unique_keys)
-    elif data[:1] == b"{" and data[1:2].isalpha():
+    elif encoding == "ubj":
         document = _UBJSON(data).document()
     else:
         raise _Malformed("it is neither XGBoost's JSON nor its UBJSON")

@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from flaskserve.errors import ModelLoadError
 from flaskserve.models.loaders import LoadedFile, require
-from flaskserve.models.loaders.booster_check import check_xgboost
+from flaskserve.models.loaders.booster_check import check_xgboost, xgboost_encoding
 from flaskserve.models.trust import ModelFile, TrustPolicy
 
 #: Objectives whose answers are class probabilities, or margins that become them.
@@ -103,7 +103,7 @@ class XGBoostLoader:
         objective = str(learner.get("objective", {}).get("name", ""))
         n_classes = int(learner.get("learner_model_param", {}).get("num_class", "0") or 0)
         names = booster.feature_names
-        platform = "xgboost_json" if file.path.name.lower().endswith(".json") else "xgboost_ubj"
+        platform = "xgboost_json" if xgboost_encoding(file.data) == "json" else "xgboost_ubj"
         if objective in _CLASSIFIERS:
             model: XGBoostModel = XGBoostClassifier(booster, names, objective, max(n_classes, 2))
         else:

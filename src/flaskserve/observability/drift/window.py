@@ -1,11 +1,21 @@
 """Each worker's rolling window of bin counts, summed over workers when it is read.
 
-The window is ``window_s`` seconds cut into :data:`SLOTS` slots of wall-clock
-time, numbered alike in every process (``int(now // slot_s)``). A worker counts
-into the slot of now; when it moves on to a new slot it empties the one that
-held the counts of ``SLOTS`` slots ago. A reader sums, over every worker, the
-slots no older than the window — so a drift shows up within a scrape and goes
-away once the window has passed it, whether or not a worker still gets traffic.
+The window is cut into :data:`SLOTS` slots, numbered alike in every process by
+a clock they share:
+
+* a window of ``window_s`` seconds (:class:`TimeSlots`) numbers slots by wall-clock
+  time, ``int(now // (window_s / SLOTS))``;
+* a window of the last ``window_rows`` rows (:class:`RowSlots`) numbers them by a
+  row counter per model version that every worker advances under a file lock
+  (:class:`SharedRowCounter`): a request's rows are counted into the slot of the
+  position its first row takes, ``int(position // (window_rows / SLOTS))``.
+
+A worker counts into the slot of now; when it moves on to a new slot it empties
+the one that held the counts of ``SLOTS`` slots ago. A reader sums, over every
+worker, the slots no older than the window — the current, partly filled slot and
+the ``SLOTS - 1`` before it, so between nine tenths of the window and all of it —
+and a drift shows up within a scrape and goes away once the window has passed it
+(by time, or by the rows served since), whether or not a worker still gets traffic.
 
 The counts live in ``prometheus_client`` gauges of mode ``all``: under
 ``flaskserve serve`` each worker's values are in its own file of the metrics
@@ -17,12 +27,16 @@ which keeps them out of ``/metrics``: what is exposed is the drift computed from
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +45,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from flaskserve.observability.metrics import INTERNAL_PREFIX
 
-__all__ = ["SLOTS", "DriftWindow", "WindowCounts"]
+__all__ = ["SLOTS", "DriftWindow", "RowSlots", "SharedRowCounter", "Slots", "TimeSlots", "WindowCounts"]
 
 #: Slots the window is cut into: it moves forward by a tenth of its length at a time.
 SLOTS = 10
@@ -43,6 +57,117 @@ OUTSIDE = "outside"
 _ROWS = ("rows", "", "rows")
 
 Clock = Callable[[], float]
+#: Where the row counters live, inside the metrics directory (``prometheus_client`` reads only its ``*.db``).
+_ROW_COUNTERS = "drift-rows"
+
+
+class Slots(Protocol):
+    """How a window numbers its slots; the numbers only grow, and agree in every worker."""
+
+    def take(self, model: str, version: str, rows: int) -> int:
+        """The slot number to count ``rows`` new rows of a model version into."""
+        ...
+
+    def current(self, model: str, version: str) -> int:
+        """The slot number a reader counts the window back from."""
+        ...
+
+
+class TimeSlots:
+    """Slots of ``window_s / SLOTS`` seconds of wall-clock time (``clock``, shared by every worker)."""
+
+    def __init__(self, window_s: float, clock: Clock = time.time) -> None:
+        self.window_s = window_s
+        self._slot_s = window_s / SLOTS
+        self._clock = clock
+
+    def take(self, model: str, version: str, rows: int) -> int:
+        return self.current(model, version)
+
+    def current(self, model: str, version: str) -> int:
+        return int(self._clock() // self._slot_s)
+
+
+class SharedRowCounter:
+    """How many rows each model version has been asked about, counted by every worker alike.
+
+    With a ``directory`` (the metrics directory of ``flaskserve serve``) each
+    model version's count is eight bytes in a file of its own, read and advanced
+    under ``flock`` by whichever worker takes rows; without one, it is this
+    process's count alone. Each process opens the files itself: a descriptor
+    inherited through a fork would share its lock with the parent's. For the same
+    reason the threads of one process take turns (an ``flock`` belongs to the open
+    file, so one thread's unlock would release another's lock).
+    """
+
+    def __init__(self, directory: str | None = None) -> None:
+        self._directory = Path(directory, _ROW_COUNTERS) if directory is not None else None
+        self._local: dict[tuple[str, str], int] = {}
+        self._files: dict[tuple[str, str], int] = {}
+        self._pid = os.getpid()
+        self._threads = threading.Lock()
+
+    def advance(self, model: str, version: str, rows: int) -> int:
+        """Count ``rows`` more rows; the position of the first of them (the count before)."""
+        if self._directory is None:
+            before = self._local.get((model, version), 0)
+            self._local[(model, version)] = before + rows
+            return before
+        with self._threads:
+            descriptor = self._file(model, version)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            try:
+                before = _read_count(descriptor)
+                os.pwrite(descriptor, (before + rows).to_bytes(8, "little"), 0)
+            finally:
+                fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return before
+
+    def count(self, model: str, version: str) -> int:
+        if self._directory is None:
+            return self._local.get((model, version), 0)
+        with self._threads:
+            descriptor = self._file(model, version)
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
+            try:
+                return _read_count(descriptor)
+            finally:
+                fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+    def _file(self, model: str, version: str) -> int:
+        assert self._directory is not None
+        if self._pid != os.getpid():
+            for inherited in self._files.values():
+                os.close(inherited)  # the parent's descriptors: closing them here leaves the parent's open
+            self._files, self._pid = {}, os.getpid()
+        descriptor = self._files.get((model, version))
+        if descriptor is None:
+            self._directory.mkdir(exist_ok=True)
+            # Hashed: model names and versions are not file names.
+            name = hashlib.sha256(f"{model}\0{version}".encode()).hexdigest()[:32]
+            descriptor = os.open(self._directory / name, os.O_RDWR | os.O_CREAT, 0o600)
+            self._files[(model, version)] = descriptor
+        return descriptor
+
+
+def _read_count(descriptor: int) -> int:
+    found = os.pread(descriptor, 8, 0)
+    return int.from_bytes(found, "little") if len(found) == 8 else 0
+
+
+class RowSlots:
+    """Slots of ``window_rows / SLOTS`` rows, numbered by a model version's :class:`SharedRowCounter`."""
+
+    def __init__(self, window_rows: int, counter: SharedRowCounter) -> None:
+        self.window_rows = window_rows
+        self._slot_rows = window_rows / SLOTS
+        self._counter = counter
+
+    def take(self, model: str, version: str, rows: int) -> int:
+        return int(self._counter.advance(model, version, rows) // self._slot_rows)
+
+    def current(self, model: str, version: str) -> int:
+        return int(self._counter.count(model, version) // self._slot_rows)
 
 
 @dataclass
@@ -62,15 +187,13 @@ class WindowCounts:
 class DriftWindow:
     """One process's window; :meth:`read` sums every process's.
 
+    ``slots`` numbers the window's slots (:class:`TimeSlots` or :class:`RowSlots`).
     ``multiprocess_dir`` is the metrics directory when values are kept in files
     (``flaskserve serve``), else ``None`` and the counts are this process's alone.
-    ``clock`` is wall-clock time in seconds, shared by every worker.
     """
 
-    def __init__(self, window_s: float, *, multiprocess_dir: str | None = None, clock: Clock = time.time):
-        self.window_s = window_s
-        self.slot_s = window_s / SLOTS
-        self._clock = clock
+    def __init__(self, slots: Slots, *, multiprocess_dir: str | None = None):
+        self.slots = slots
         self._multiprocess_dir = multiprocess_dir
         self._registry = CollectorRegistry()
         labels = ["model", "version", "role", "feature", "bin", "slot"]
@@ -89,9 +212,6 @@ class DriftWindow:
         # prometheus_client checks and locks on every labels() call; the few children recur.
         self._children: dict[tuple[str, ...], Any] = {}
 
-    def now_slot(self) -> int:
-        return int(self._clock() // self.slot_s)
-
     def add(
         self, model: str, version: str, rows: int, cells: Iterable[tuple[tuple[str, str, str], int]]
     ) -> None:
@@ -100,7 +220,7 @@ class DriftWindow:
         ``bin`` is the bin's index as text, or :data:`OUTSIDE` for values outside the training range.
         """
         with self._lock:
-            slot = str(self._enter_slot(model, version))
+            slot = str(self._enter_slot(model, version, rows))
             self._child(model, version, *_ROWS, slot).inc(rows)
             for (role, feature, position), count in cells:
                 self._child(model, version, role, feature, position, slot).inc(count)
@@ -111,9 +231,9 @@ class DriftWindow:
             child = self._children[labels] = self._counts.labels(*labels)
         return child
 
-    def _enter_slot(self, model: str, version: str) -> int:
-        """The slot index to count into now, emptied first if it still holds an older slot's counts."""
-        number = self.now_slot()
+    def _enter_slot(self, model: str, version: str, rows: int) -> int:
+        """The slot index to count ``rows`` into, emptied first if it still holds an older slot's counts."""
+        number = self.slots.take(model, version, rows)
         index = number % SLOTS
         if self._slot_of.get((model, version)) != number:
             self._slot_of[(model, version)] = number
@@ -140,11 +260,14 @@ class DriftWindow:
                     epochs[slot] = sample.value
             elif family.name == _COUNTS:
                 counts.extend((sample.labels, sample.value) for sample in family.samples)
-        now = self.now_slot()
+        now: dict[tuple[str, str], int] = {}
         windows: dict[tuple[str, str], WindowCounts] = defaultdict(WindowCounts)
         for labels, value in counts:
             epoch = epochs.get((labels.get("pid", ""), labels["model"], labels["version"], labels["slot"]))
-            if epoch is None or not 0 <= now - epoch < SLOTS or not value:
+            model = (labels["model"], labels["version"])
+            if model not in now:
+                now[model] = self.slots.current(*model)
+            if epoch is None or not 0 <= now[model] - epoch < SLOTS or not value:
                 continue
             window = windows[(labels["model"], labels["version"])]
             key = (labels["role"], labels["feature"])
