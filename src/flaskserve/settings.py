@@ -135,7 +135,8 @@ class ImageInput(BaseModel):
     invert: bool = False
     """Flip intensities first (255 - value), for models trained on light ink on a dark ground."""
     max_pixels: int = Field(default=16_777_216, ge=1)
-    """Largest image accepted (width * height before resizing): a guard against decompression bombs."""
+    """Most pixels accepted (width * height before resizing), for all the images of one request
+    together: a guard against decompression bombs."""
 
 
 class ModelSettings(BaseModel):
@@ -177,7 +178,8 @@ class ModelSettings(BaseModel):
     """Features kept out of the inference log by name: ``hash`` writes a SHA-256 digest of the
     value instead, ``drop`` leaves the feature out (docs/monitoring.md)."""
     image: ImageInput | None = None
-    """Declares an image model: its simple-protocol routes also take PNG or JPEG bodies and uploads."""
+    """Declares an image model: it also takes PNG or JPEG images (bodies and uploads, V1 ``b64`` rows,
+    V2 ``BYTES`` tensors)."""
 
 
 class RequestLimits(BaseModel):

@@ -24,9 +24,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from playwright.sync_api import Browser, Page, Route, expect
 
 from chromium import BrowserLog, BrowserPage, needs_chromium
+from flaskserve import testing
+from flaskserve.cli import main
 from flaskserve.security.keys import KeyStore
 from live_server import RunningServer, ServerLauncher
 from scenarios.example_code import example_settings, load_example
@@ -83,6 +86,13 @@ def playground(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     work = tmp_path_factory.mktemp("playground")
     models = work / "models"
     shutil.copytree(repository / "iris", models / "iris")
+    # Iris version 1 gets a reference profile from its training data: its page shows drift.
+    frame, _ = testing.iris_frame()
+    frame.to_csv(work / "iris.csv", index=False)
+    profiled = CliRunner().invoke(
+        main, ["profile", str(models / "iris" / "1" / "model.skops"), "--data", str(work / "iris.csv")]
+    )
+    assert profiled.exit_code == 0, profiled.output
     for example in ("digits", "intents", "recommendations"):
         load_example(example, "train").main(["--out", str(models)])
     store = KeyStore(work / "keys.json")
@@ -149,6 +159,9 @@ def test_the_iris_form_predicts_from_the_keyboard_and_shows_class_probabilities(
     page.get_by_label("petal_width", exact=True).press("Enter")
 
     expect(page.locator("#result .answer")).to_have_text("Top class: setosa")
+    # Iris version 1 has a reference profile: the page shows the drift the prediction was counted into.
+    expect(page.locator('#drift tr[data-drift-feature="petal_length"]')).to_be_visible()
+    assert int(page.locator("#drift .drift-summary").get_attribute("data-rows") or "0") >= 1
     bars = page.locator("#result .bars li")
     expect(bars).to_have_count(3)
     probabilities = bars.evaluate_all("items => items.map(item => Number(item.dataset.value))")
@@ -263,13 +276,17 @@ def test_a_digit_drawn_on_the_canvas_is_recognised(playground: Playground, tab: 
     box = pad.bounding_box()
     assert box is not None
 
-    # A stroke down the middle: a one.
-    page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.12)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.9, steps=12)
-    page.mouse.up()
+    # A stroke down the middle: a one. The digits example declares an image input, so the pad
+    # sends its drawing as a PNG (the server reads it with its image decoder), not its pixel values.
+    with page.expect_request(lambda r: r.method == "POST" and "/predict" in r.url) as sent:
+        page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.12)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.9, steps=12)
+        page.mouse.up()
 
+    assert sent.value.headers["content-type"] == "image/png"
     expect(page.locator("#result .answer")).to_have_text("Top class: 1")
+    expect(page.locator("#drift")).to_be_hidden()  # no reference profile
     screenshot(page, "drawing")
 
     # From the keyboard: the cursor starts at the centre (4, 4); three rows up, ink, and predict.

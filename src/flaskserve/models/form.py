@@ -15,7 +15,9 @@ never guesses. Each field's hints come from the first source that has them:
 3. nothing: a number field starting at 0.
 
 A ``drawing`` widget is offered only when its grid has exactly as many pixels
-as the model has features.
+as the model has features. ``image`` says whether the model's settings declare
+an image input: the pad then sends its drawing as a PNG, through the decoder
+every image client goes through, rather than as a row of pixel values.
 
 Pure: no Flask, and nothing is computed on the model; attributes are only read.
 """
@@ -73,11 +75,14 @@ class InputForm:
     fields: list[Field]
     widget: str
     drawing: dict[str, float] | None = field(default=None)
+    #: The model takes PNG and JPEG images (its settings declare ``image``).
+    image: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
             "widget": self.widget,
             "drawing": self.drawing,
+            "image": self.image,
             "fields": [f.describe() for f in self.fields],
         }
 
@@ -112,7 +117,7 @@ def input_form(model: ServedModel) -> InputForm:
             "height": hints.drawing_height,
             "max_value": hints.drawing_max_value,
         }
-    return InputForm(fields, widget=widget, drawing=drawing)
+    return InputForm(fields, widget=widget, drawing=drawing, image=model.settings.image is not None)
 
 
 def _description(hints: PlaygroundSettings, name: str) -> str:

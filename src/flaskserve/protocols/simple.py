@@ -12,8 +12,10 @@ its one text feature: ``{"text": "where is my parcel"}``, ``{"instances":
 [{"text": "hi"}, ...]}``, or bare strings as rows, ``{"instances": ["hi", "bye"]}``.
 
 An image model (settings ``image``) also takes one PNG or JPEG image as the body
-(``image/png``, ``image/jpeg``, or a multipart upload's ``file`` field), read by
-:mod:`flaskserve.protocols.image` and answered as one row.
+(``image/png``, ``image/jpeg``, or a multipart upload's ``file`` field), and
+base64 images in JSON, as KServe V1 sends them: ``{"b64": "..."}`` for one,
+``{"instances": [{"b64": "..."}, ...]}`` for several; all read by
+:mod:`flaskserve.protocols.image`, one row per image.
 
 A ``"method"`` key (or the ``method`` query parameter) picks the model method.
 One row by name answers ``{"prediction": ...}``; every other form answers
@@ -56,7 +58,12 @@ class SimpleRequest:
 
 
 def decode_request(
-    payload: Any, signature: Signature, *, default_method: str, query_method: str | None = None
+    payload: Any,
+    signature: Signature,
+    *,
+    default_method: str,
+    query_method: str | None = None,
+    images: image.ImageReader | None = None,
 ) -> SimpleRequest:
     if isinstance(payload, list):
         return SimpleRequest(_rows(payload, signature), query_method or default_method, single=False)
@@ -73,10 +80,16 @@ def decode_request(
                 f"{', '.join(repr(clip(str(k))) for k in extra[:5])} beside 'instances'; "
                 "send features inside each row"
             )
+        found = image.b64_rows(payload[ROWS_KEY], key=ROWS_KEY) if images is not None else None
+        if images is not None and found is not None:
+            return SimpleRequest(images(found), method, single=False)
         return SimpleRequest(_rows(payload[ROWS_KEY], signature), method, single=False)
     record = payload
     if METHOD_KEY in payload and METHOD_KEY not in signature.feature_names:
         record = {k: v for k, v in payload.items() if k != METHOD_KEY}
+    found = image.b64_rows([record], key="the body") if images is not None else None
+    if images is not None and found is not None:
+        return SimpleRequest(images(found), method, single=True)
     return SimpleRequest(signature.matrix_from_records([record]), method, single=True)
 
 
@@ -187,6 +200,7 @@ class SimpleProtocol:
             model.signature,
             default_method=model.default_method,
             query_method=request.query.get(METHOD_KEY),
+            images=image.reader(model),
         )
         return Decoded((decoded.method,), decoded.matrix, decoded)
 

@@ -13,7 +13,11 @@ Columnar format::
     → {"outputs": [...]}
 
 ``{"b64": "..."}`` stands for a bytes value, as in TensorFlow Serving; it is
-decoded here and then judged by the signature like any other value. An optional
+decoded here and then judged by the signature like any other value. For a model
+whose settings declare an image input, rows that are each one base64 image —
+``{"b64": "..."}``, or an object holding one, as TensorFlow Serving's named
+inputs do (``{"image_bytes": {"b64": "..."}}``) — are PNG or JPEG images, one
+per row, read by :mod:`flaskserve.protocols.image`. An optional
 ``signature_name`` picks the model method (``serving_default`` is the model's
 default). The MLflow protocol reuses the row and column readers, since its
 ``instances`` and ``inputs`` keys follow this format.
@@ -37,7 +41,7 @@ from flaskserve.access import PREDICT_FROM_PATH
 from flaskserve.errors import InvalidValue, MalformedRequest, ShapeMismatch, clip
 from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import Signature
-from flaskserve.protocols import explanation
+from flaskserve.protocols import explanation, image
 from flaskserve.protocols.openapi import Operation
 from flaskserve.protocols.payload import decode_json_body, encode_json
 from flaskserve.protocols.schema import parse
@@ -55,7 +59,10 @@ class PredictRequest(BaseModel):
 
     instances: Any = Field(
         default=None,
-        description="Rows: lists in feature order, or objects keyed by feature name.",
+        description=(
+            "Rows: lists in feature order, or objects keyed by feature name; for an image model, "
+            '{"b64": ...} PNG or JPEG images.'
+        ),
         json_schema_extra={"type": "array"},
     )
     inputs: Any = Field(
@@ -100,16 +107,23 @@ class V1Request:
     columnar: bool
 
 
-def decode_request(payload: Any, signature: Signature, *, default_method: str) -> V1Request:
+def decode_request(
+    payload: Any, signature: Signature, *, default_method: str, images: image.ImageReader | None = None
+) -> V1Request:
     request = parse(PredictRequest, payload, what="the predict request")
     if (request.instances is None) == (request.inputs is None):
         raise MalformedRequest("send exactly one of 'instances' (rows) or 'inputs' (columns)")
     method = request.signature_name
     if method is None or method == DEFAULT_SIGNATURE:
         method = default_method
-    if request.instances is not None:
-        return V1Request(rows_matrix(request.instances, signature, key="instances"), method, columnar=False)
-    return V1Request(columns_matrix(request.inputs, signature, key="inputs"), method, columnar=True)
+    key, columnar = ("instances", False) if request.instances is not None else ("inputs", True)
+    values = request.instances if request.instances is not None else request.inputs
+    found = image.b64_rows(values, key=key) if images is not None else None
+    if images is not None and found is not None:
+        return V1Request(images(found), method, columnar=columnar)
+    if not columnar:
+        return V1Request(rows_matrix(values, signature, key=key), method, columnar=False)
+    return V1Request(columns_matrix(values, signature, key=key), method, columnar=True)
 
 
 def encode_response(values: npt.NDArray[Any], request: V1Request) -> dict[str, Any]:
@@ -201,7 +215,9 @@ class V1Protocol:
 
     def decode(self, request: WireRequest, model: ServedModel, limits: RequestLimits) -> Decoded[V1Request]:
         payload = decode_json_body(request.body, request.mimetype, max_depth=limits.max_json_depth)
-        decoded = decode_request(payload, model.signature, default_method=model.default_method)
+        decoded = decode_request(
+            payload, model.signature, default_method=model.default_method, images=image.reader(model)
+        )
         return Decoded((decoded.method,), decoded.matrix, decoded)
 
     def encode(

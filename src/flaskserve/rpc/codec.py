@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 
 from flaskserve.errors import MalformedRequest, clip
 from flaskserve.models.served import ServedModel
+from flaskserve.protocols import image
 from flaskserve.protocols.v2.request import InferRequest, decode_infer_payload
 from flaskserve.protocols.v2.response import encode_infer_response
 from flaskserve.protocols.wire import Decoded, PredictRoute, WireRequest, WireResponse
@@ -76,7 +77,7 @@ class GrpcProtocol:
     ) -> Decoded[InferRequest]:
         message = self._message if self._message is not None else parse_infer_request(request.body)
         payload, rest = _payload(message)
-        decoded = decode_infer_payload(payload, rest, model.signature, limits)
+        decoded = decode_infer_payload(payload, rest, model.signature, limits, image.reader(model))
         return Decoded(tuple(decoded.methods), decoded.matrix, decoded)
 
     def encode(

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from flaskserve.access import PREDICT_FROM_PATH
 from flaskserve.errors import UnsupportedMediaType, clip
 from flaskserve.models.served import ServedModel
-from flaskserve.protocols import binary
+from flaskserve.protocols import binary, image
 from flaskserve.protocols.openapi import BodySchema, Operation
 from flaskserve.protocols.payload import encode_json, is_json_mimetype
 from flaskserve.protocols.v2.request import InferRequest, decode_infer_request
@@ -70,7 +70,7 @@ class V2Protocol:
                 f"{binary.HEADER_LENGTH}); got '{clip(mimetype, 60)}'"
             )
         header, rest = binary.split_body(request.body, request.headers.get(binary.HEADER_LENGTH))
-        decoded = decode_infer_request(header, rest, model.signature, limits)
+        decoded = decode_infer_request(header, rest, model.signature, limits, image.reader(model))
         return Decoded(tuple(decoded.methods), decoded.matrix, decoded)
 
     def encode(

@@ -2,10 +2,19 @@
 
 Every count and size a client declares is checked against the request limits
 before anything is allocated.
+
+For a model whose settings declare an image input, a single ``BYTES`` input of
+shape ``[n]`` or ``[n, 1]`` holds ``n`` PNG or JPEG images, one row each: raw
+bytes through the binary tensor data extension (as tritonclient sends them), or
+base64 strings in JSON ``data`` (JSON strings cannot hold raw bytes). Each is
+already within ``max_string_bytes`` (like every ``BYTES`` element) when
+:mod:`flaskserve.protocols.image` reads it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -26,6 +35,7 @@ from flaskserve.errors import (
 )
 from flaskserve.models.signature import Signature
 from flaskserve.protocols import binary, datatypes
+from flaskserve.protocols.image import ImageReader
 from flaskserve.protocols.payload import decode_json
 from flaskserve.protocols.schema import parse
 from flaskserve.protocols.v2.schema import CONTENT_TYPE, INPUT_NAME, InferenceRequest, RequestInput
@@ -77,7 +87,11 @@ class InferRequest:
 
 
 def decode_infer_request(
-    header: bytes, rest: memoryview | bytes, signature: Signature, limits: RequestLimits
+    header: bytes,
+    rest: memoryview | bytes,
+    signature: Signature,
+    limits: RequestLimits,
+    images: ImageReader | None = None,
 ) -> InferRequest:
     """A request body (already split at ``Inference-Header-Content-Length``) as a matrix and outputs.
 
@@ -97,11 +111,15 @@ def decode_infer_request(
         }
     else:
         payload = decode_json(header, max_depth=limits.max_json_depth)
-    return decode_infer_payload(payload, rest, signature, limits)
+    return decode_infer_payload(payload, rest, signature, limits, images)
 
 
 def decode_infer_payload(
-    payload: Any, rest: memoryview | bytes, signature: Signature, limits: RequestLimits
+    payload: Any,
+    rest: memoryview | bytes,
+    signature: Signature,
+    limits: RequestLimits,
+    images: ImageReader | None = None,
 ) -> InferRequest:
     """A parsed request (the JSON document's values) and its raw tensors as a matrix and outputs.
 
@@ -112,7 +130,10 @@ def decode_infer_payload(
     _check_counts(payload, limits)
     request = parse(InferenceRequest, payload, what="the inference request")
     arrays = _decode_inputs(request, memoryview(rest), limits)
-    matrix = _to_matrix(request, arrays, signature)
+    if images is not None and len(arrays) == 1 and request.inputs[0].datatype == datatypes.BYTES:
+        matrix = images(_image_elements(arrays[0], request.inputs[0].name))
+    else:
+        matrix = _to_matrix(request, arrays, signature)
     outputs = _decode_outputs(request, signature, limits)
     return InferRequest(id=request.id, matrix=matrix, outputs=outputs)
 
@@ -254,6 +275,28 @@ def decode_json_tensor(
     except OverflowError:
         raise InvalidValue(f"input '{clip(name)}' has a value out of range for {datatype}") from None
     return array.reshape(shape)
+
+
+def _image_elements(array: npt.NDArray[Any], name: str) -> list[bytes]:
+    """The images of a ``BYTES`` input: raw (binary data) or base64 strings (JSON data), one per row."""
+    if array.ndim not in (1, 2) or (array.ndim == 2 and array.shape[1] != 1):
+        raise ShapeMismatch(
+            f"input '{clip(name)}' holds images, one per row, so its shape must be [rows] or [rows, 1]; "
+            f"got {list(array.shape)}"
+        )
+    found = []
+    for position, element in enumerate(array.reshape(-1).tolist()):
+        if isinstance(element, bytes):
+            found.append(element)
+            continue
+        try:
+            found.append(base64.b64decode(element, validate=True))
+        except (binascii.Error, ValueError):
+            raise InvalidValue(
+                f"element {position} of input '{clip(name)}' is not base64: in JSON 'data' an image "
+                "is its file's bytes in base64 (or send it raw with binary_data_size)"
+            ) from None
+    return found
 
 
 def _to_matrix(

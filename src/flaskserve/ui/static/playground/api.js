@@ -20,15 +20,17 @@ export class ServerError extends Error {
   }
 }
 
-// Sends one request and returns the parsed JSON answer, or throws a ServerError.
+// Sends one request and returns the parsed JSON answer, or throws a ServerError. A Blob body
+// (an image) is sent as it is, with its own type; anything else as JSON.
 export async function call(path, { method = "GET", body } = {}) {
   const headers = { Accept: "application/json" };
   if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const raw = body instanceof Blob;
+  if (body !== undefined) headers["Content-Type"] = raw ? body.type : "application/json";
   const response = await fetch(path, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined || raw ? body : JSON.stringify(body),
     credentials: "omit",
     cache: "no-store",
   });

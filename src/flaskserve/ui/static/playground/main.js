@@ -7,6 +7,7 @@ import { barChart, signedBars, sparkline } from "./charts.js";
 import { parseCsv, formatCsv } from "./csv.js";
 import { snippets } from "./snippets.js";
 import { drawingPad, chatBox, recommendations } from "./widgets.js";
+import { driftSection } from "./drift.js";
 
 const main = document.getElementById("main");
 const statusLine = document.getElementById("status");
@@ -198,7 +199,7 @@ async function modelPage(name, wanted) {
     : (entry.default_method || methods[0]);
 
   const fields = form.fields.map(fieldInput);
-  const inputs = () => [...main.querySelectorAll("[data-feature]")];
+  const inputs = () => [...main.querySelectorAll("#predict-form [data-feature]")];
   const readRow = () => Object.fromEntries(inputs().map((input) =>
     [input.dataset.feature, cellValue(input.value, input.tagName === "TEXTAREA")]));
   const writeRow = (values) => inputs().forEach((input, i) => { input.value = String(values[i]); });
@@ -207,6 +208,7 @@ async function modelPage(name, wanted) {
   const explanationPane = el("section", { id: "explanation", className: "explanation", "aria-label": "Explanation" });
   explanationPane.hidden = !explainable;
   const scenario = el("div", { id: "scenario" });
+  const drift = driftSection(name, version);
 
   async function predictRows(rows, method) {
     const path = `${modelPath(name, version, "predict")}?method=${encodeURIComponent(method)}`;
@@ -228,11 +230,12 @@ async function modelPage(name, wanted) {
     }
   }
 
-  async function explainRow(row) {
+  // body: {instances: [row]}, or the image a prediction was made from.
+  async function explain(body) {
     if (!explainable) return;
     explanationPane.replaceChildren(el("h3", { textContent: "Why" }), el("p", { className: "hint", textContent: "Explaining…" }));
     try {
-      const answer = await call(modelPath(name, version, "explain"), { method: "POST", body: { instances: [row] } });
+      const answer = await call(modelPath(name, version, "explain"), { method: "POST", body });
       const explanation = answer.explanations[0];
       const total = Object.values(explanation.contributions).reduce((a, b) => a + b, 0);
       explanationPane.replaceChildren(el("h3", { textContent: `Why ${explanation.output}` }),
@@ -252,7 +255,23 @@ async function modelPage(name, wanted) {
     try {
       const [answer] = await predictRows([row], methodSelect.value);
       showAnswer(answer);
-      await explainRow(row);
+      drift.refresh();
+      await explain({ instances: [row] });
+    } catch (error) {
+      resultPane.replaceChildren(el("p", { className: "error", role: "alert", textContent: explainFailure(error) }));
+    }
+  }
+
+  // A drawing sent as a PNG body: the server decodes, resizes and scales it as for any image client.
+  async function predictImage(png) {
+    updateSnippets();
+    resultPane.replaceChildren(el("p", { className: "hint", textContent: "Predicting…" }));
+    try {
+      const image = await png();
+      const path = `${modelPath(name, version, "predict")}?method=${encodeURIComponent(methodSelect.value)}`;
+      showAnswer((await call(path, { method: "POST", body: image })).prediction);
+      drift.refresh();
+      await explain(image);
     } catch (error) {
       resultPane.replaceChildren(el("p", { className: "error", role: "alert", textContent: explainFailure(error) }));
     }
@@ -260,7 +279,12 @@ async function modelPage(name, wanted) {
 
   // Scenario widgets.
   if (form.widget === "drawing") {
-    scenario.append(drawingPad(form.drawing, (values) => { writeRow(values); predictNow(); }));
+    const hint = form.image ? "Draw in the box; the drawing goes to the model as a PNG image." : undefined;
+    scenario.append(drawingPad(form.drawing, (values, png) => {
+      writeRow(values);
+      if (form.image) predictImage(png);
+      else predictNow();
+    }, { hint }));
   } else if (form.widget === "chat" && isText) {
     const canScore = methods.includes("predict_proba");
     scenario.append(chatBox(async (text) => {
@@ -285,7 +309,7 @@ async function modelPage(name, wanted) {
     tritonclient: el("pre", { id: "code-tritonclient" }) };
   function updateSnippets() {
     const texts = snippets({ origin: window.location.origin, name, version, method: methodSelect.value,
-      row: readRow(), features: signature.features, text: isText, keyed: hasKey() });
+      row: readRow(), features: signature.features, text: isText, keyed: hasKey(), image: form.image });
     for (const [key, pre] of Object.entries(code)) pre.textContent = texts[key];
   }
   methodSelect.addEventListener("change", updateSnippets);
@@ -295,7 +319,7 @@ async function modelPage(name, wanted) {
     el("div", { className: "controls" },
       el("label", { htmlFor: "version", textContent: "Version" }), versionSelect,
       el("label", { htmlFor: "method", textContent: "Method" }), methodSelect),
-    scenario, predictForm, resultPane, explanationPane,
+    scenario, predictForm, resultPane, explanationPane, drift.section,
     batchSection(name, signature, isText, () => methodSelect.value, predictRows),
     el("section", { className: "code", "aria-label": "Use it from code" }, el("h3", { textContent: "Use it from code" }),
       el("h4", { textContent: "curl" }), code.curl, el("h4", { textContent: "Python (requests)" }), code.python,

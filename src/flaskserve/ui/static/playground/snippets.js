@@ -16,15 +16,21 @@ function pythonLiteral(value) {
   return JSON.stringify(value);
 }
 
-// request: {origin, name, version, method, row (by feature name), features, text (bool), keyed (bool)}
+// request: {origin, name, version, method, row (by feature name), features, text (bool), keyed (bool),
+// image (bool: the model also takes PNG and JPEG bodies)}
 export function snippets(request) {
-  const { origin, name, version, method, row, features, text, keyed } = request;
+  const { origin, name, version, method, row, features, text, keyed, image } = request;
   const path = `/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/predict`;
   const url = `${origin}${path}?method=${encodeURIComponent(method)}`;
   const body = { instances: [row] };
   const curl = [`curl -s ${shellQuote(url)} \\`, "  -H 'content-type: application/json' \\"];
   if (keyed) curl.push('  -H "authorization: Bearer $FLASKSERVE_API_KEY" \\');
   curl.push(`  -d ${shellQuote(JSON.stringify(body))}`);
+  if (image) {
+    curl.push("", "# or an image file, read like the drawing on the pad:", `curl -s ${shellQuote(url)} \\`,
+      "  -H 'content-type: image/png' --data-binary @drawing.png");
+    if (keyed) curl.splice(curl.length - 1, 0, '  -H "authorization: Bearer $FLASKSERVE_API_KEY" \\');
+  }
 
   const requests = ["import requests", ""];
   if (keyed) requests.splice(0, 0, "import os");

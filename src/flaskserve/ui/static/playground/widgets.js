@@ -5,8 +5,9 @@ import { el, formatNumber } from "./dom.js";
 const PAD_PIXELS = 224;
 
 // A pixel grid at the model's input resolution. The pointer (or the arrow keys and Space) inks it;
-// every stroke ends with done(values), the pixel row scaled to max_value, row by row.
-export function drawingPad({ width, height, max_value: maxValue }, done) {
+// every stroke ends with done(values, png), the pixel row scaled to max_value, row by row, and a
+// function that resolves to the drawing as a PNG Blob (dark ink on white, as a user draws on paper).
+export function drawingPad({ width, height, max_value: maxValue }, done, { hint = "Draw in the box; the model sees these pixels." } = {}) {
   const cell = Math.max(4, Math.floor(PAD_PIXELS / Math.max(width, height)));
   const ink = new Float64Array(width * height);
   const canvas = el("canvas", {
@@ -19,16 +20,20 @@ export function drawingPad({ width, height, max_value: maxValue }, done) {
   let focused = false;
   let drawing = false;
 
-  function paint() {
-    context.fillStyle = "#fff";
-    context.fillRect(0, 0, canvas.width, canvas.height);
+  function paintInk(target) {
+    target.fillStyle = "#fff";
+    target.fillRect(0, 0, canvas.width, canvas.height);
     for (let y = 0; y < height; y += 1) {
       for (let x = 0; x < width; x += 1) {
         const shade = Math.round(255 * (1 - ink[y * width + x]));
-        context.fillStyle = `rgb(${shade},${shade},${shade})`;
-        context.fillRect(x * cell, y * cell, cell, cell);
+        target.fillStyle = `rgb(${shade},${shade},${shade})`;
+        target.fillRect(x * cell, y * cell, cell, cell);
       }
     }
+  }
+
+  function paint() {
+    paintInk(context);
     if (focused) {
       context.strokeStyle = "#1f5fbf";
       context.lineWidth = 2;
@@ -54,13 +59,20 @@ export function drawingPad({ width, height, max_value: maxValue }, done) {
   }
 
   const values = () => Array.from(ink, (v) => Math.round(v * maxValue * 100) / 100);
+  // The ink alone, without the keyboard cursor, on a canvas of its own.
+  const png = () => new Promise((resolve, reject) => {
+    const copy = el("canvas", { width: canvas.width, height: canvas.height });
+    paintInk(copy.getContext("2d"));
+    copy.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("the drawing could not be made a PNG"))), "image/png");
+  });
+  const finish = () => done(values(), png);
   canvas.addEventListener("pointerdown", (event) => {
     drawing = true;
     canvas.setPointerCapture(event.pointerId);
     dab(...cellAt(event));
   });
   canvas.addEventListener("pointermove", (event) => { if (drawing) dab(...cellAt(event)); });
-  canvas.addEventListener("pointerup", () => { if (drawing) { drawing = false; done(values()); } });
+  canvas.addEventListener("pointerup", () => { if (drawing) { drawing = false; finish(); } });
   canvas.addEventListener("focus", () => { focused = true; paint(); });
   canvas.addEventListener("blur", () => { focused = false; paint(); });
   canvas.addEventListener("keydown", (event) => {
@@ -70,15 +82,15 @@ export function drawingPad({ width, height, max_value: maxValue }, done) {
       cursor = { x: Math.min(width - 1, Math.max(0, cursor.x + dx)), y: Math.min(height - 1, Math.max(0, cursor.y + dy)) };
       paint();
     } else if (event.key === " ") dab(cursor.x, cursor.y);
-    else if (event.key === "Enter") done(values());
+    else if (event.key === "Enter") finish();
     else return;
     event.preventDefault();
   });
   const clear = el("button", { type: "button", textContent: "Clear" });
-  clear.addEventListener("click", () => { ink.fill(0); paint(); done(values()); });
+  clear.addEventListener("click", () => { ink.fill(0); paint(); finish(); });
   paint();
   return el("div", { className: "widget drawing" },
-    el("p", { className: "hint", textContent: "Draw in the box; the model sees these pixels." }), canvas, clear);
+    el("p", { className: "hint", textContent: hint }), canvas, clear);
 }
 
 // A chat log and a message box. send(text) resolves to {label, confidence} (confidence may be null).
