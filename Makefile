@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate fleet availability bench-monitoring bench-explain
+.PHONY: install demo test lint bench bench-quick clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate fleet availability bench-monitoring bench-explain
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,10 +40,16 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Needs wrk (apt-get install -y wrk); the peers' own virtualenv is made by bench/setup_peers.sh.
+# Needs wrk (apt-get install -y wrk). bench/setup_peers.sh makes each peer's own virtualenv (MLServer,
+# LitServe, BentoML) under ~/.cache/flaskserve-bench/peers, skipping a peer whose install fails. About
+# 12 minutes; writes docs/benchmarks.md. `make bench-quick` is the few-minute smoke form, docs untouched.
 bench: install
 	bash bench/setup_peers.sh
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: install
+	bash bench/setup_peers.sh
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 # What an explanation costs next to the prediction it explains (docs/explanations.md, "Cost").
 bench-explain: install

@@ -12,15 +12,29 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import load
 
 #: The packages whose versions shape flaskserve's figures, from the environment the run uses.
-MAIN_PACKAGES = ("flaskserve", "flask", "werkzeug", "gunicorn", "scikit-learn", "numpy", "joblib", "orjson")
-#: The same for the MLServer rows, from MLServer's own virtualenv.
-MLSERVER_PACKAGES = ("mlserver", "mlserver-sklearn", "uvicorn", "fastapi", "uvloop", "scikit-learn", "numpy")
+MAIN_PACKAGES = (
+    "flaskserve",
+    "flask",
+    "werkzeug",
+    "gunicorn",
+    "granian",
+    "scikit-learn",
+    "numpy",
+    "joblib",
+    "orjson",
+)
+#: The same for each peer's rows, from the peer's own virtualenv.
+PEER_PACKAGES = {
+    "mlserver": ("mlserver", "mlserver-sklearn", "uvicorn", "fastapi", "uvloop", "scikit-learn", "numpy"),
+    "litserve": ("litserve", "uvicorn", "fastapi", "scikit-learn", "numpy"),
+    "bentoml": ("bentoml", "uvicorn", "starlette", "scikit-learn", "numpy"),
+}
 
 _VERSIONS_PROBE = (
     "import json, sys\nfrom importlib import metadata\nout = {}\n"
@@ -53,19 +67,19 @@ def flaskserve_revision(repo: Path) -> str:
     return result.stdout.strip() + (" with uncommitted changes" if dirty else "")
 
 
-def versions(repo: Path, python: Path, mlserver_python: Path | None, wrk: str) -> list[tuple[str, str]]:
+def versions(repo: Path, python: Path, peer_pythons: Mapping[str, Path], wrk: str) -> list[tuple[str, str]]:
     """Every version the report lists, sorted by name.
 
-    A package MLServer's virtualenv has at another version than the main one is listed twice,
-    the second time marked as MLServer's.  ``mlserver_python`` is None when MLServer is left out.
+    A package a peer's virtualenv has at another version than the main one is listed again,
+    marked as that peer's.  ``peer_pythons`` holds the peers in the run, by name.
     """
     found = package_versions(python, MAIN_PACKAGES)
     found["flaskserve"] = f"{found.get('flaskserve', 'not installed')} ({flaskserve_revision(repo)})"
-    if mlserver_python is not None:
-        for name, version in package_versions(mlserver_python, MLSERVER_PACKAGES).items():
+    for peer, peer_python in peer_pythons.items():
+        for name, version in package_versions(peer_python, PEER_PACKAGES[peer]).items():
             found.setdefault(name, version)
             if found[name] != version:
-                found[f"{name} (MLServer's virtualenv)"] = version
+                found[f"{name} ({peer}'s virtualenv)"] = version
     found["wrk"] = load.wrk_version(wrk)
     return sorted(found.items())
 

@@ -32,9 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import peer_envs
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-MLSERVER_BIN = HERE / ".venvs" / "mlserver" / "bin" / "mlserver"
+MLSERVER_BIN = peer_envs.bin_dir("mlserver") / "mlserver"
 START_TIMEOUT_S = 120
 BEGIN, END = "<!-- grpc-bench:begin -->", "<!-- grpc-bench:end -->"
 

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,12 +77,24 @@ def command(wrk: str, url: str, connections: int, seconds: float, timeout_s: flo
     ]
 
 
-def run(wrk: str, url: str, body_file: Path, connections: int, seconds: float) -> LoadRun:
-    """Drive ``url`` with ``connections`` concurrent connections for ``seconds``, POSTing ``body_file``."""
+def run(
+    wrk: str,
+    url: str,
+    body_file: Path,
+    connections: int,
+    seconds: float,
+    headers: Mapping[str, str] | None = None,
+) -> LoadRun:
+    """Drive ``url`` with ``connections`` concurrent connections for ``seconds``, POSTing ``body_file``.
+
+    ``headers`` are sent with every request besides ``Content-Type: application/json``, which
+    they may replace.
+    """
     argv = command(wrk, url, connections, seconds)
+    lines = "".join(f"{name}: {value}\n" for name, value in (headers or {}).items())
     result = subprocess.run(
         argv,
-        env={**os.environ, "BENCH_BODY_FILE": str(body_file)},
+        env={**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_HEADERS": lines},
         capture_output=True,
         text=True,
         timeout=seconds + 60,

@@ -11,6 +11,7 @@ rounds; one that dies is restarted once.
 from __future__ import annotations
 
 import resource
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,12 @@ from target import Target, bring_up
 # Seconds a run costs beyond its duration: wrk's start-up, the settling wait, the parsing.
 RUN_OVERHEAD = 0.3
 
+# Cores above the servers' idle use that count as a backlog still being worked through.
+IDLE_MARGIN = 0.1
+
+# Seconds over which the servers' idle use is measured after the warm-up.
+IDLE_WINDOW = 2.0
+
 
 def estimate_seconds(targets: int, options: Options) -> float:
     """About how long measuring ``targets`` servers takes, for the line shown before it starts."""
@@ -47,6 +54,8 @@ class Patience:
 
     def __init__(self, seconds: float) -> None:
         self.left = seconds
+        self.idle = 0.0
+        """Cores the idle servers use together (some peers poll their queues), set after warm-up."""
 
     @property
     def lasts(self) -> bool:
@@ -54,12 +63,13 @@ class Patience:
 
     def settle(self, groups: Sequence[int]) -> None:
         """Waits for the servers' backlog and, while patience lasts, for other processes too."""
+        threshold = self.idle + IDLE_MARGIN
         if self.lasts:
             self.left -= wait_until_settled(
-                groups, max_other=OTHER_LOAD_WARNING, timeout=min(10.0, self.left)
+                groups, max_other=OTHER_LOAD_WARNING, threshold=threshold, timeout=min(10.0, self.left)
             )
         else:
-            wait_until_settled(groups, max_other=float("inf"), timeout=10.0)
+            wait_until_settled(groups, max_other=float("inf"), threshold=threshold, timeout=10.0)
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,7 @@ class _Session:
     def warm_up(self) -> None:
         """Unmeasured load on every server, so that no first run pays for imports and caches."""
         say(f"warming up {len(self.targets)} servers for {self.options.warmup:g} s each")
+        self.patience.idle = self.idle_cores()
         for target in self.targets:
             load.run(
                 self.wrk,
@@ -145,8 +156,23 @@ class _Session:
                 self.bodies[target.key],
                 max(self.options.concurrency),
                 self.options.warmup,
+                target.headers,
             )
-            wait_until_settled(self.groups, max_other=float("inf"), timeout=10.0)
+            wait_until_settled(
+                self.groups, max_other=float("inf"), threshold=self.patience.idle + IDLE_MARGIN, timeout=10.0
+            )
+        self.patience.idle = self.idle_cores()
+        self.measurements.idle_cores = self.patience.idle
+
+    def idle_cores(self) -> float:
+        """Cores all the servers use together with no request in flight.
+
+        Some servers never idle (a worker pool polling its queue): without this baseline every wait
+        for the backlog to clear would last until its timeout.
+        """
+        before = groups_cpu_seconds(self.groups)
+        time.sleep(IDLE_WINDOW)
+        return (groups_cpu_seconds(self.groups) - before) / IDLE_WINDOW
 
     def measure_all(self) -> None:
         """Every target at every concurrency, ``repetitions`` times, in rotating order."""
@@ -203,7 +229,9 @@ class _Session:
     def _timed_run(self, target: Target, concurrency: int) -> tuple[load.LoadRun, float]:
         """One wrk run, and the cores that neither the servers nor wrk used meanwhile."""
         before = _CpuSnapshot.take(self.groups)
-        result = load.run(self.wrk, target.url, self.bodies[target.key], concurrency, self.options.duration)
+        result = load.run(
+            self.wrk, target.url, self.bodies[target.key], concurrency, self.options.duration, target.headers
+        )
         other = _CpuSnapshot.take(self.groups).others_since(before) / max(result.seconds, 1e-9)
         return result, other
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,6 +186,19 @@ def predict_seconds(model: BenchModel, rows: int, repeats: int = 200) -> float:
             estimator.predict(batch)
             timings.append(time.perf_counter() - start)
     return statistics.median(timings)
+
+
+def floor_seconds(work: Callable[[], object], repeats: int = 50, rounds: int = 5) -> float:
+    """Median over ``rounds`` of the mean wall time of ``work()``, in this process, after a warm-up."""
+    for _ in range(5):
+        work()
+    means = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            work()
+        means.append((time.perf_counter() - start) / repeats)
+    return statistics.median(means)
 
 
 _LOADED_SIZE_PROBE = """

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from peer_envs import PEERS
 from servers import Tuning
 
 
@@ -19,11 +20,11 @@ from servers import Tuning
 class Options:
     """One run's settings, after ``--quick`` and the defaults that depend on it are applied."""
 
-    duration: float
+    duration: int
     """Seconds per wrk run."""
     repetitions: int
     """Runs per server and concurrency."""
-    warmup: float
+    warmup: int
     """Seconds of unmeasured load per server before the first run."""
     concurrency: tuple[int, ...]
     """Connection counts, in the order they are run."""
@@ -35,12 +36,13 @@ class Options:
     """Milliseconds a batch may wait to fill."""
     cache_size: int
     cases: frozenset[str]
-    """Which of ``1``, ``2``, ``3`` and ``memory`` to run."""
+    """Which of ``1``, ``2``, ``3``, ``large`` and ``memory`` to run."""
     retries: int
     """Extra attempts for a run that other processes on the machine disturbed."""
     patience: float
     """Seconds the whole run may spend waiting for other processes to leave the CPU idle."""
-    skip_mlserver: bool
+    skip_peers: frozenset[str]
+    """Peers left out of the line-up (``mlserver``, ``litserve``, ``bentoml``)."""
     output: Path | None
     """The Markdown report to write besides the results folder, if any."""
     results_dir: Path
@@ -56,18 +58,23 @@ class Options:
 
 def _parser(description: str, repo: Path) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
+    # wrk takes whole seconds only.
+    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run (default 3)")
     parser.add_argument(
         "--repetitions", type=int, default=3, help="runs per server and concurrency (default 3)"
     )
     parser.add_argument(
-        "--warmup", type=float, default=2.0, help="seconds of unmeasured load per server (default 2)"
+        "--warmup", type=int, default=1, help="seconds of unmeasured load per server (default 1)"
     )
     parser.add_argument(
-        "--concurrency", default="1,16,64", help="comma-separated connection counts (default 1,16,64)"
+        "--concurrency",
+        default=None,
+        help="comma-separated connection counts (default 16,64; 64 with --quick)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 2 s runs, 1 repetition, docs untouched"
+        "--quick",
+        action="store_true",
+        help="smoke run (about 3 min): 2 s runs, 1 repetition, c=64, no memory phase, docs untouched",
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="worker processes for every multi-process server"
@@ -78,7 +85,11 @@ def _parser(description: str, repo: Path) -> argparse.ArgumentParser:
     parser.add_argument("--max-batch-size", type=int, default=64, help="rows per batch when batching is on")
     parser.add_argument("--max-batch-delay", type=float, default=5.0, help="ms a batch may wait to fill")
     parser.add_argument("--cache-size", type=int, default=1024, help="entries in flaskserve's cache (case 3)")
-    parser.add_argument("--cases", default="1,2,3,memory", help="which cases to run (default 1,2,3,memory)")
+    parser.add_argument(
+        "--cases",
+        default=None,
+        help="which cases to run (default 1,2,3,large,memory; without memory with --quick)",
+    )
     parser.add_argument(
         "--retries",
         type=int,
@@ -88,10 +99,16 @@ def _parser(description: str, repo: Path) -> argparse.ArgumentParser:
     parser.add_argument(
         "--patience",
         type=float,
-        default=180.0,
-        help="seconds the whole run may wait for other processes to leave the CPU idle (default 180)",
+        default=60.0,
+        help="seconds the whole run may wait for other processes to leave the CPU idle (default 60)",
     )
-    parser.add_argument("--skip-mlserver", action="store_true", help="leave MLServer out of the line-up")
+    parser.add_argument(
+        "--skip-peer",
+        action="append",
+        choices=PEERS,
+        default=[],
+        help="leave a peer server out of the line-up (repeatable)",
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -117,7 +134,11 @@ def parse_options(argv: Sequence[str] | None, *, description: str, repo: Path) -
     given = tuple(sys.argv[1:] if argv is None else argv)
     args = _parser(description, repo).parse_args(given)
     if args.quick:
-        args.duration, args.repetitions, args.warmup, args.patience = 2.0, 1, 1.0, 20.0
+        args.duration, args.repetitions, args.warmup, args.patience = 2, 1, 1, 10.0
+    if args.concurrency is None:
+        args.concurrency = "64" if args.quick else "16,64"
+    if args.cases is None:
+        args.cases = "1,2,3,large" if args.quick else "1,2,3,large,memory"
     if args.output is None and not args.quick:
         args.output = repo / "docs" / "benchmarks.md"
     return Options(
@@ -134,7 +155,7 @@ def parse_options(argv: Sequence[str] | None, *, description: str, repo: Path) -
         cases=frozenset(_comma_separated(args.cases)),
         retries=args.retries,
         patience=args.patience,
-        skip_mlserver=args.skip_mlserver,
+        skip_peers=frozenset(args.skip_peer),
         output=args.output,
         results_dir=args.results_dir,
         keep_scratch=args.keep_scratch,

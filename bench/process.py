@@ -36,11 +36,22 @@ class Reply:
     body: bytes
 
 
-def http(method: str, url: str, body: bytes | None = None, timeout: float = 5.0) -> Reply:
-    """One HTTP request with the standard library; a refused connection raises ``OSError``."""
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    timeout: float = 5.0,
+    headers: Mapping[str, str] | None = None,
+) -> Reply:
+    """One HTTP request with the standard library; a refused connection raises ``OSError``.
+
+    A body is sent as JSON unless ``headers`` give another ``Content-Type``.
+    """
     request = urllib.request.Request(url, data=body, method=method)
     if body is not None:
         request.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return Reply(response.status, response.read())
@@ -178,7 +189,12 @@ class ServerProcess:
             )
 
     def wait_ready(
-        self, url: str, method: str = "GET", body: bytes | None = None, timeout: float = 120
+        self,
+        url: str,
+        method: str = "GET",
+        body: bytes | None = None,
+        timeout: float = 120,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         """Poll ``url`` until it answers 200, failing early if the process dies."""
         deadline = time.monotonic() + timeout
@@ -186,7 +202,7 @@ class ServerProcess:
         while time.monotonic() < deadline:
             self.check_alive()
             try:
-                reply = http(method, url, body, timeout=2.0)
+                reply = http(method, url, body, timeout=2.0, headers=headers)
             except OSError as error:
                 last = str(error)
             else:

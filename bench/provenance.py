@@ -8,6 +8,7 @@ committed report does not change with who ran it where.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
@@ -26,9 +27,12 @@ INVOCATION = ".venv/bin/python bench/run.py"
 
 
 def _title_note(options: Options, elapsed: float) -> str:
+    load_1, load_5, _ = os.getloadavg()
     return (
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d} with {options.repetitions} repetition(s) of "
-        f"{options.duration:g} s per server and concurrency; the whole run took {elapsed / 60:.1f} min."
+        f"{options.duration:g} s per server and concurrency; the whole run took {elapsed / 60:.1f} min. "
+        f"The machine's load average as the run ended was {load_1:.1f} (1 min) and {load_5:.1f} (5 min) on "
+        f"{os.cpu_count()} cores."
     )
 
 

@@ -151,7 +151,10 @@ def _introduction(context: Context) -> list[str]:
         "",
         "How fast flaskserve serves scikit-learn models next to the servers people would otherwise use, "
         "measured side by side in one run on one machine. Regenerate this page with `make bench`, which runs "
-        f"`{context.invocation}`; `--quick` gives a two-minute smoke run that does not touch this page.",
+        f"`{context.invocation}` (about 12 minutes); `--quick` gives a smoke run of a few minutes that does "
+        "not touch this page. The peers (MLServer, LitServe, BentoML) each run from a virtualenv of their "
+        "own that `bench/setup_peers.sh` makes under a cache folder outside the repository; a peer whose "
+        "install failed is left out and named in the notes.",
         "",
         context.title_note,
         "",
@@ -165,7 +168,13 @@ def _introduction(context: Context) -> list[str]:
         "Every request carries one row, so rows/s equals requests/s except where a row says otherwise.",
         "",
         "Load generator and servers share the machine's cores, as they do on any single-host benchmark: the "
-        "figures compare servers with each other, they are not the capacity of a dedicated host.",
+        "figures compare servers with each other, they are not the capacity of a dedicated host. Quote them "
+        "as ratios between rows of one run, never as absolute capacity: the machine may also be shared with "
+        "other work (the notes say how much other load the runs saw).",
+        "",
+        "The ceilings: a raw-WSGI hello-world (no framework, a constant answer) and the smallest Flask app "
+        "(one route, a constant answer), each on gunicorn and on granian with flaskserve's worker and "
+        "thread counts; for large requests, the in-process parse floor of each body.",
         "",
     ]
 
@@ -206,8 +215,9 @@ def _how_it_ran(context: Context) -> list[str]:
     out += [
         "## Commands",
         "",
-        "`$BENCH_TMP` is the run's scratch folder, where the models and MLServer's settings are written; "
-        "paths are relative to the repository.",
+        "`$BENCH_TMP` is the run's scratch folder, where the models, MLServer's settings and BentoML's "
+        "model store are written; `$BENCH_PEERS` is the folder of the peers' virtualenvs; other paths are "
+        "relative to the repository.",
         "",
     ]
     for label, command in context.commands:

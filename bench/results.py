@@ -68,6 +68,8 @@ class Measurements:
     runs: dict[RunKey, list[LoadRun]] = field(default_factory=dict)
     other_load: dict[RunKey, list[float]] = field(default_factory=dict)
     restarted: set[str] = field(default_factory=set)
+    idle_cores: float = 0.0
+    """Cores the servers used together while none was under load."""
 
     def add(self, key: str, concurrency: int, run: LoadRun, other_load: float) -> None:
         self.runs.setdefault((key, concurrency), []).append(run)
@@ -87,6 +89,12 @@ class Measurements:
             notes.append(
                 "These servers stopped during the run, stopped by something outside it, and were "
                 f"restarted once: {', '.join(sorted(self.restarted))}."
+            )
+        if self.idle_cores >= OTHER_LOAD_WARNING:
+            notes.append(
+                f"With no request in flight, the servers of the line-up used {self.idle_cores:.2f} cores "
+                "together (some peers' workers poll their queues); that CPU was taken from whichever "
+                "server was being measured."
             )
         loads = [value for values in self.other_load.values() for value in values]
         if loads and max(loads) >= OTHER_LOAD_WARNING:

@@ -2,8 +2,8 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/run.py          # full run, ~15 minutes on 2 cores; updates docs/benchmarks.md
-    .venv/bin/python bench/run.py --quick  # smoke run, ~2 minutes; writes bench/results/ only
+    .venv/bin/python bench/run.py          # full run, ~12 minutes on 2 cores; updates docs/benchmarks.md
+    .venv/bin/python bench/run.py --quick  # smoke run, ~3 minutes; writes bench/results/ only
 
 The run trains its models into a scratch folder, times ``model.predict`` in process (the compute
 floor), starts every server at once, checks each one answers the benchmark request correctly,
@@ -12,7 +12,8 @@ the machine spreads over all servers instead of favouring one.  A memory phase f
 the report is printed and written.  Every process started is stopped, by process group, on the
 way out, including on Ctrl-C.
 
-Needs wrk on PATH and, for the MLServer rows, ``bench/setup_peers.sh`` run once.
+Needs wrk on PATH and, for the peer rows (MLServer, LitServe, BentoML), ``bench/setup_peers.sh``
+run once; a peer whose virtualenv it could not make is left out, and the report says so.
 
 This module only runs the phases in order; each lives in a module of its own: ``options``
 (the command line), ``lineup`` (which servers, in which tables), ``target`` (starting and
@@ -34,8 +35,9 @@ from pathlib import Path
 
 import environment
 import load
+import peer_envs
 from goals import Check, Goals, check_targets
-from lineup import Lineup, build_lineup
+from lineup import Lineup, build_lineup, floor_summaries
 from measurement import estimate_seconds, measure
 from memory import measure_memory
 from options import Options, parse_options
@@ -51,19 +53,35 @@ import models
 from models import BenchModel, Floor
 
 REPO = Path(__file__).resolve().parent.parent
-MLSERVER_VENV = REPO / "bench" / ".venvs" / "mlserver"
 
 
-def _wants_mlserver(options: Options) -> bool:
-    """MLServer only appears in cases 1 and 2, and only if not left out."""
-    return not options.skip_mlserver and bool(options.cases & {"1", "2"})
+def _peers(options: Options) -> tuple[set[str], dict[str, str]]:
+    """The peers this run measures, and why each other one is left out.
+
+    Peers only appear in cases 1 and 2.
+    """
+    if not options.cases & {"1", "2"}:
+        return set(), {}
+    included, skipped = set(), {}
+    for peer in peer_envs.PEERS:
+        if peer in options.skip_peers:
+            skipped[peer] = "left out with --skip-peer"
+        elif not peer_envs.installed(peer):
+            skipped[peer] = (
+                "its virtualenv is missing; bench/setup_peers.sh makes it or prints why it could not"
+            )
+        else:
+            included.add(peer)
+    for peer, why in skipped.items():
+        say(f"warning: {peer} is not in this run: {why}")
+    return included, skipped
 
 
 def _probe_flaskserve() -> Capabilities:
     """What the installed flaskserve can do; warns when the flaskserve rows cannot run at all."""
-    capabilities = Capabilities.probe(
-        REPO / ".venv" / "bin" / "flaskserve", Path(sys.executable).parent / "granian"
-    )
+    # The same environment the servers are started from (``Layout.venv_bin``).
+    venv_bin = Path(sys.executable).parent
+    capabilities = Capabilities.probe(venv_bin / "flaskserve", venv_bin / "granian")
     if not capabilities.serve:
         missing = " ".join(capabilities.missing_required)
         say(f"warning: `flaskserve serve` is missing or lacks {missing}; measuring the peers only")
@@ -130,18 +148,18 @@ def _run(
     options: Options, layout: Layout, capabilities: Capabilities, wrk: str, started_at: float
 ) -> tuple[str, Measurements]:
     """Every phase of the run, in order; returns the report and the raw measurements."""
-    with_mlserver = _wants_mlserver(options)
+    peers, skipped_peers = _peers(options)
     say("training models")
     trained = models.train_all(layout.scratch, large="memory" in options.cases)
     say("timing model.predict in process")
     floors = models.time_floors(trained, options.max_batch_size)
-    lineup = build_lineup(options.cases, layout, options.tuning, capabilities, trained, with_mlserver)
+    lineup = build_lineup(options.cases, layout, options.tuning, capabilities, trained, peers, skipped_peers)
     measurements = _measure_servers(lineup, options, wrk, layout)
     memory, model_bytes = _memory_phase(options, layout, capabilities, trained, wrk)
-    summaries = measurements.summaries(lineup.rows_per_request)
+    summaries = {**measurements.summaries(lineup.rows_per_request), **floor_summaries(lineup.floors, options)}
     checks = _check_targets(options, lineup, summaries, floors, memory, model_bytes)
-    mlserver_python = MLSERVER_VENV / "bin" / "python" if with_mlserver else None
-    versions = environment.versions(REPO, Path(sys.executable), mlserver_python, wrk)
+    peer_pythons = {peer: layout.peer_bin(peer) / "python" for peer in sorted(peers)}
+    versions = environment.versions(REPO, Path(sys.executable), peer_pythons, wrk)
     notes = [*lineup.notes, *measurements.notes()]
     elapsed = time.monotonic() - started_at
     context = describe_run(options, layout, lineup, trained, versions, notes, elapsed)
@@ -180,18 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except load.LoadError as error:
         say(f"error: {error}")
         return 2
-    if _wants_mlserver(options) and not (MLSERVER_VENV / "bin" / "mlserver").exists():
-        say(
-            "error: MLServer's virtualenv is missing; create it with `bench/setup_peers.sh` "
-            "(or pass --skip-mlserver)"
-        )
-        return 2
     capabilities = _probe_flaskserve()
     with ExitStack() as stack:
         layout = Layout(
             REPO,
             Path(sys.executable).parent,
-            MLSERVER_VENV / "bin",
+            peer_envs.folder(),
             _scratch_folder(stack, options.keep_scratch),
         )
         layout.logs.mkdir()

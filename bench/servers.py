@@ -14,6 +14,7 @@ the rest of the line-up.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 from collections.abc import Mapping
@@ -55,8 +56,13 @@ class Layout:
 
     repo: Path
     venv_bin: Path
-    mlserver_bin: Path
+    peer_venvs: Path
+    """The folder with one virtualenv per peer server (see ``peer_envs``)."""
     scratch: Path
+
+    def peer_bin(self, peer: str) -> Path:
+        """The ``bin`` folder of ``peer``'s own virtualenv."""
+        return self.peer_venvs / peer / "bin"
 
     @property
     def peers(self) -> Path:
@@ -70,7 +76,10 @@ class Layout:
     def display(self, text: str) -> str:
         """``text`` with machine-specific paths replaced, fit for the committed report."""
         text = text.replace(str(self.scratch), "$BENCH_TMP")
-        return text.replace(str(self.repo) + "/", "")
+        text = text.replace(str(self.peer_venvs), "$BENCH_PEERS")
+        text = text.replace(str(self.repo) + "/", "")
+        # The environment the run used, wherever it lives, is the one `make bench` calls .venv.
+        return text.replace(str(self.venv_bin.parent) + "/", ".venv/")
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,10 @@ class Server:
     ready_path: str | None
     env: Mapping[str, str] = field(default_factory=dict)
     protocol: str = "named"
+    """The shape of the benchmark row this server takes: ``named`` (``{"x": 1, "y": 2}``), ``v2``
+    (an Open Inference Protocol tensor) or ``rows`` (``{"rows": [[1, 2]]}``, BentoML's array)."""
+    answer_key: str | None = "prediction"
+    """The key its JSON answer holds the prediction under; None when the answer is a bare list."""
 
     @property
     def base_url(self) -> str:
@@ -101,7 +114,11 @@ class Server:
         """The request body this server expects for ``model``'s benchmark row."""
         if model is None:
             return b'{"x": 1, "y": 2}'
-        payload: Any = model.v2_body() if self.protocol == "v2" else model.named_row()
+        payload: Any = model.named_row()
+        if self.protocol == "v2":
+            payload = model.v2_body()
+        elif self.protocol == "rows":
+            payload = {"rows": [list(model.row)]}
         return json.dumps(payload).encode()
 
 
@@ -262,25 +279,34 @@ def tutorial_gunicorn(
     )
 
 
-def hello(layout: Layout, key: str, tuning: Tuning, port: int) -> Server:
-    """The no-model WSGI app under the same gunicorn settings: the Python ceiling."""
+#: The two ceiling apps: WSGI with no framework, and the smallest Flask app (see ``bench/peers``).
+HELLO_APPS = {
+    "raw": ("hello_app:app", "hello-world WSGI"),
+    "flask": ("flask_hello_app:app", "Flask hello-world"),
+}
+
+
+def hello(layout: Layout, key: str, tuning: Tuning, port: int, *, app: str = "raw") -> Server:
+    """A no-model app under the same gunicorn settings: the ceiling for a Python server on gunicorn."""
+    module, name = HELLO_APPS[app]
     return Server(
         key=key,
-        name="hello-world WSGI",
+        name=name,
         settings=f"gunicorn, {tuning.workers} workers, {tuning.threads} threads, no model",
-        argv=_gunicorn_argv(layout, "hello_app:app", port, tuning.workers, tuning.threads),
+        argv=_gunicorn_argv(layout, module, port, tuning.workers, tuning.threads),
         port=port,
         cwd=layout.peers,
         predict_path="/",
-        ready_path="/",
+        ready_path=None,
     )
 
 
-def hello_granian(layout: Layout, key: str, tuning: Tuning, port: int) -> Server:
-    """The no-model WSGI app under granian with the same workers and threads: granian's ceiling."""
+def hello_granian(layout: Layout, key: str, tuning: Tuning, port: int, *, app: str = "raw") -> Server:
+    """A no-model app under granian with the same workers and threads: the ceiling on granian."""
+    module, name = HELLO_APPS[app]
     return Server(
         key=key,
-        name="hello-world WSGI",
+        name=name,
         settings=f"granian, {tuning.workers} workers, {tuning.threads} threads, no model",
         argv=(
             str(layout.venv_bin / "granian"),
@@ -298,12 +324,89 @@ def hello_granian(layout: Layout, key: str, tuning: Tuning, port: int) -> Server
             "--port",
             str(port),
             "--no-ws",
-            "hello_app:app",
+            module,
         ),
         port=port,
         cwd=layout.peers,
         predict_path="/",
-        ready_path="/",
+        ready_path=None,
+    )
+
+
+def litserve(
+    layout: Layout, key: str, model: BenchModel, tuning: Tuning, port: int, *, batching: bool
+) -> Server:
+    """LitServe's ``LitServer`` over a ``LitAPI`` (``bench/peers/litserve_app.py``), in its own virtualenv."""
+    env = {
+        "BENCH_MODEL": str(model.path),
+        "BENCH_FEATURES": ",".join(model.features),
+        "BENCH_PORT": str(port),
+        "BENCH_WORKERS": str(tuning.workers),
+    }
+    notes = [f"{tuning.workers} workers"]
+    if batching:
+        env["BENCH_BATCH"] = f"{tuning.max_batch_size},{tuning.max_batch_delay_ms / 1000:g}"
+        notes.append(f"batching {tuning.max_batch_size} rows / {tuning.max_batch_delay_ms:g} ms")
+    else:
+        notes.append("batching off")
+    return Server(
+        key=key,
+        name="LitServe",
+        settings=", ".join(notes),
+        argv=(str(layout.peer_bin("litserve") / "python"), str(layout.peers / "litserve_app.py")),
+        port=port,
+        cwd=layout.peers,
+        predict_path="/predict",
+        ready_path="/health",
+        env=env,
+    )
+
+
+def bentoml(
+    layout: Layout, key: str, model: BenchModel, tuning: Tuning, port: int, *, batching: bool
+) -> Server:
+    """BentoML's ``bentoml serve`` of a service class (``bench/peers/bentoml_service.py``).
+
+    The model goes into a BentoML model store of this run's own (``BENTOML_HOME`` in the scratch
+    folder) with ``bentoml.sklearn.save_model``, as BentoML's guide does, before the server starts.
+    """
+    python = str(layout.peer_bin("bentoml") / "python")
+    env = {
+        "BENTOML_HOME": str(layout.scratch / "bentoml" / key),
+        "BENCH_MODEL_NAME": model.name,
+        "BENCH_WORKERS": str(tuning.workers),
+        "BENTOML_DO_NOT_TRACK": "True",
+    }
+    service = layout.peers / "bentoml_service.py"
+    subprocess.run(
+        [python, str(service), str(model.path)], env={**os.environ, **env}, check=True, timeout=300
+    )
+    notes = [f"{tuning.workers} workers"]
+    if batching:
+        env["BENCH_BATCH"] = str(tuning.max_batch_size)
+        notes.append(f"adaptive batching up to {tuning.max_batch_size} rows")
+    else:
+        notes.append("batching off")
+    return Server(
+        key=key,
+        name="BentoML",
+        settings=", ".join(notes),
+        argv=(
+            str(layout.peer_bin("bentoml") / "bentoml"),
+            "serve",
+            "bentoml_service:SklearnModel",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ),
+        port=port,
+        cwd=layout.peers,
+        predict_path="/predict",
+        ready_path="/readyz",
+        env=env,
+        protocol="rows",
+        answer_key=None,
     )
 
 
@@ -355,10 +458,11 @@ def mlserver(
         key=key,
         name="MLServer" if debug is not None or parallel_workers is not None else "MLServer (defaults)",
         settings=", ".join(notes),
-        argv=(str(layout.mlserver_bin / "mlserver"), "start", str(folder)),
+        argv=(str(layout.peer_bin("mlserver") / "mlserver"), "start", str(folder)),
         port=port,
         cwd=folder,
         predict_path=f"/v2/models/{model.name}/infer",
         ready_path="/v2/health/ready",
         protocol="v2",
+        answer_key="outputs",
     )

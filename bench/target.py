@@ -8,8 +8,8 @@ every request with an error would otherwise look fast.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from process import ServerError, ServerProcess, http
@@ -20,12 +20,29 @@ from models import BenchModel
 
 
 @dataclass(frozen=True)
+class Request:
+    """A request other than the server's one-row body: a large JSON body, a binary tensor."""
+
+    path: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Sent besides ``Content-Type: application/json``, which they may replace."""
+    answer_key: str = "prediction"
+    """The key of the JSON answer that holds the predictions."""
+
+
+@dataclass(frozen=True)
 class Target:
-    """A server plus the request it is measured with; ``model`` is None for the no-model apps."""
+    """A server plus the request it is measured with; ``model`` is None for the no-model apps.
+
+    The request is the server's own one-row body for ``model`` unless ``request`` gives another,
+    carrying ``rows`` rows.
+    """
 
     server: Server
     model: BenchModel | None
     rows: int = 1
+    request: Request | None = None
 
     @property
     def key(self) -> str:
@@ -33,11 +50,16 @@ class Target:
 
     @property
     def url(self) -> str:
-        return self.server.base_url + self.server.predict_path
+        path = self.request.path if self.request else self.server.predict_path
+        return self.server.base_url + path
 
     @property
     def body(self) -> bytes:
-        return self.server.body_for(self.model)
+        return self.request.body if self.request else self.server.body_for(self.model)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.request.headers if self.request else {}
 
     @property
     def label(self) -> str:
@@ -57,7 +79,7 @@ def wait_ready(target: Target, process: ServerProcess) -> None:
     if server.ready_path is not None:
         process.wait_ready(server.base_url + server.ready_path)
     else:
-        process.wait_ready(target.url, method="POST", body=target.body)
+        process.wait_ready(target.url, method="POST", body=target.body, headers=target.headers)
 
 
 def verify(target: Target) -> None:
@@ -66,13 +88,16 @@ def verify(target: Target) -> None:
     Without this a server answering 4xx to a malformed body would look fast: wrk would count
     its errors, but a quick reader of the table might not.
     """
-    reply = http("POST", target.url, target.body, timeout=30)
+    reply = http("POST", target.url, target.body, timeout=30, headers=target.headers)
     text = reply.body.decode(errors="replace")
     if reply.status != 200:
         raise ServerError(f"benchmark request got HTTP {reply.status}: {text[:300]}")
     answer = json.loads(text)
-    expected = "outputs" if target.server.protocol == "v2" else "prediction"
-    if not any(key.startswith(expected) for key in answer):
+    expected = target.request.answer_key if target.request else target.server.answer_key
+    if expected is None:
+        if not isinstance(answer, list) or not answer:
+            raise ServerError(f"benchmark request got no list of predictions: {text[:300]}")
+    elif not any(key.startswith(expected) for key in answer):
         raise ServerError(f"benchmark request got no {expected!r}: {text[:300]}")
 
 

@@ -13,6 +13,12 @@ wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
 
+-- Extra headers, one "Name: value" per line in BENCH_HEADERS (a binary tensor's content type
+-- and the length of its JSON header, for instance).
+for name, value in string.gmatch(os.getenv("BENCH_HEADERS") or "", "([^:\n]+):%s*([^\n]*)\n") do
+    wrk.headers[name] = value
+end
+
 -- Latencies are in microseconds, as wrk records them; %.0f because percentile()
 -- returns a float and Lua's %d wants an integer.
 function done(summary, latency, requests)
