@@ -137,10 +137,12 @@ bench-grpc: install
 
 # The availability harness in its long form (docs/operations.md, "Measured availability"): 10 rollouts, a corrupt
 # file, a slow copy, a pin and unpin, a revoked key, 3 HUPs and a worker killed every second for 10 s, under
-# load, gunicorn and then granian; writes its tables into the document.
+# load, gunicorn and then granian; writes its tables into the document. Then the drain on TERM (20 slow
+# requests in flight) under both servers.
 availability: install
 	$(BIN)/python tests/reliability/availability.py --server gunicorn --server granian \
 		--update-doc docs/operations.md
+	AVAILABILITY_SERVERS="gunicorn granian" $(BIN)/python -m pytest -q tests/reliability/test_draining.py
 
 # What model monitoring costs a prediction (drift counting, the inference log to a slow sink and to
 # PostgreSQL), side by side with none. Writes its table into docs/monitoring.md.

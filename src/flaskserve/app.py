@@ -29,6 +29,7 @@ from flaskserve.inference.clock import Clock
 from flaskserve.inference.observer import InferenceObserver
 from flaskserve.inference.service import InferenceService
 from flaskserve.inference.shared_cache import shared_tier
+from flaskserve.lifecycle.draining import DRAIN_FILE, DrainMarker
 from flaskserve.lifecycle.journal import JOURNAL_FILE, Journal
 from flaskserve.lifecycle.reloader import Reloader
 from flaskserve.lifecycle.watcher import WATCH_LOCK_FILE, Watcher
@@ -155,6 +156,7 @@ def create_app(
             interval_s=settings.watch_interval_s,
             lock_path=run_dir / WATCH_LOCK_FILE if run_dir is not None else None,
         ),
+        drain=DrainMarker(run_dir / DRAIN_FILE if run_dir is not None else None),
     )
     RequestTracker().init_app(app, registry=registry, metrics=metrics)
     Monitoring().init_app(app, settings, registry, metrics)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flaskserve.inference.batcher import Occupancy
 from flaskserve.inference.service import InferenceService
+from flaskserve.lifecycle.draining import DrainMarker
 from flaskserve.lifecycle.reloader import Reloader
 from flaskserve.lifecycle.watcher import Watcher
 from flaskserve.models.loaders import LoaderTable
@@ -32,6 +33,12 @@ class Runtime:
     occupancy: Occupancy
     #: Follows the key file and (with ``watch``) the repository; the server starts it in each worker.
     watcher: Watcher
+    #: Set by the master when told to stop with a drain delay: readiness then answers 503.
+    drain: DrainMarker = field(default_factory=DrainMarker)
+
+    def is_ready(self) -> bool:
+        """Readiness (``/v2/health/ready``, ``/readyz``, ``/ping``): the models' policy, and not draining."""
+        return self.reloader.is_ready() and not self.drain.draining
 
 
 def get_runtime(app: Any) -> Runtime:

@@ -298,6 +298,11 @@ class Settings(BaseSettings):
     served (or retired) without a restart (docs/operations.md)."""
     watch_interval_s: float = Field(default=2.0, gt=0, le=3600)
     """Seconds between two looks at the repository folder and the key file."""
+    drain_delay_s: float = Field(default=0.0, ge=0, le=300)
+    """Seconds a server told to stop (``TERM``) goes on serving with readiness at 503 before its graceful
+    stop begins, so that load balancers take the replica out first; set it to the time your endpoint
+    removal takes to reach every proxy (Kubernetes: a few seconds). 0 (the default) stops at once: a
+    server with no load balancer in front gains nothing from waiting (docs/operations.md)."""
     server: Literal["gunicorn", "granian"] = "gunicorn"
     """The WSGI server ``flaskserve serve`` runs: gunicorn, or granian (the ``granian`` extra)."""
 

@@ -32,6 +32,7 @@ worker answers with the new one. :func:`run` returns the steps; the CI test
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import math
 import os
@@ -466,10 +467,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--server", action="append", choices=["gunicorn", "granian"])
     parser.add_argument("--short", action="store_true", help="the CI form")
+    parser.add_argument("--hups", type=int, help="how many SIGHUPs the hup step sends (default 3)")
     parser.add_argument("--update-doc", type=Path)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     plan = SHORT if args.short else Plan()
+    if args.hups is not None:
+        plan = dataclasses.replace(plan, hups=args.hups)
     command = "python tests/reliability/availability.py " + shlex.join(
         argv if argv is not None else sys.argv[1:]
     )

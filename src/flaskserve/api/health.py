@@ -38,5 +38,5 @@ def live() -> Response:
 @blueprint.get("/v2/health/ready", access=OPEN, operation=_READY)
 @blueprint.get("/readyz", access=OPEN, operation=_READY)
 def ready() -> Response:
-    ready = get_runtime(current_app).reloader.is_ready()
+    ready = get_runtime(current_app).is_ready()
     return json_response({"ready": ready}, status=200 if ready else 503)

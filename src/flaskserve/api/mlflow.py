@@ -30,7 +30,7 @@ _PING = Operation(
 @blueprint.get("/health", access=OPEN, operation=_PING)
 def ping() -> Response:
     """200 once every model is loaded, as MLflow's load balancer probes expect."""
-    ready = get_runtime(current_app).reloader.is_ready()
+    ready = get_runtime(current_app).is_ready()
     return json_response({"ready": ready}, status=200 if ready else 503)
 
 

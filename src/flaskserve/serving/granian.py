@@ -39,12 +39,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 
 from flaskserve.errors import ConfigError
+from flaskserve.lifecycle.draining import RETIRE_S, close_connections_while_retiring, retire_connections
 from flaskserve.runtime import get_runtime
 from flaskserve.security.tls import ServerTLS
 from flaskserve.serving.gunicorn import default_threads, default_workers
@@ -127,12 +129,20 @@ def serve(server: Any, app: Flask, *, in_worker: Callable[[], object] | None = N
     ``in_worker`` is called in each worker process once it runs (after the fork).
     """
 
-    def load(_target: str) -> Flask:
+    def load(_target: str) -> Any:
         # Called in each worker process, before granian sets up its own signal handlers.
-        take_over_worker_signals(GRACEFUL_TIMEOUT_S)
+        take_over_worker_signals(GRACEFUL_TIMEOUT_S, before_stop=_retire_connections)
         if in_worker is not None:
             in_worker()
         get_runtime(app).watcher.start()
-        return app
+        return close_connections_while_retiring(app)
 
+    server.drain_delay_s = get_runtime(app).settings.drain_delay_s
+    server.drain = get_runtime(app).drain
     server.serve(target_loader=load)
+
+
+def _retire_connections() -> None:
+    """Before granian's graceful stop: answers close their connections for a moment (lifecycle.draining)."""
+    retire_connections()
+    time.sleep(RETIRE_S)

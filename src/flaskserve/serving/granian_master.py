@@ -22,11 +22,13 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from typing import Any
 
 from granian.server.mp import MPServer
 
+from flaskserve.lifecycle.draining import DrainMarker
 from flaskserve.serving.signals import QUICK_TIMEOUT_S, quit_now
 
 log = logging.getLogger("flaskserve.serving")
@@ -70,6 +72,10 @@ class GranianMaster(MPServer):
         super().__init__(*args, **kwargs)
         self._master_pid: int | None = None
         self.respawned_wrks = _RespawnTimes()
+        #: The replica drain on ``TERM`` (lifecycle/draining.py); set before ``serve``.
+        self.drain = DrainMarker()
+        self.drain_delay_s = 0.0
+        self._draining = False
 
     def startup(self, spawn_target: Any, target_loader: Any) -> None:
         self._master_pid = os.getpid()
@@ -77,6 +83,25 @@ class GranianMaster(MPServer):
         signal.signal(signal.SIGQUIT, self._stop_quickly)
         super().startup(spawn_target, target_loader)  # type: ignore[no-untyped-call]
         signal.signal(signal.SIGINT, self._stop_quickly)
+        signal.signal(signal.SIGTERM, self._drain_then_stop)
+
+    def _drain_then_stop(self, signum: int, _frame: Any) -> None:
+        """``TERM``: readiness 503 and requests served for ``drain_delay_s``, then granian's graceful stop.
+
+        A second ``TERM`` stops at once, gracefully.
+        """
+        if os.getpid() != self._master_pid or self._draining or self.drain_delay_s <= 0:
+            self.signal_handler_interrupt()  # type: ignore[no-untyped-call]
+            return
+        self._draining = True
+        self.drain.begin()
+        log.info(
+            "draining: readiness answers 503; stopping after the drain delay",
+            extra={"drain_delay_s": self.drain_delay_s},
+        )
+        timer = threading.Timer(self.drain_delay_s, self.signal_handler_interrupt)
+        timer.daemon = True
+        timer.start()
 
     def _stop_quickly(self, signum: int, _frame: Any) -> None:
         if os.getpid() != self._master_pid:

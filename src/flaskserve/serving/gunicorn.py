@@ -11,12 +11,17 @@ reading request heads in their event loop, so that slow clients hold no thread
 from __future__ import annotations
 
 import logging
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
+from flaskserve.lifecycle.draining import DrainMarker
 from flaskserve.observability.gunicorn import observability_options
 from flaskserve.runtime import get_runtime
 from flaskserve.serving.gthread import ClientLimits, head_reading_worker
@@ -45,13 +50,59 @@ def default_threads(settings: Settings) -> int:
     return DEFAULT_THREADS
 
 
+class DrainingArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, draining the replica for ``drain_delay_s`` on ``TERM`` (lifecycle/draining.py).
+
+    The first ``TERM`` marks the replica draining (readiness 503) and is handled
+    as gunicorn's graceful stop only ``drain_delay_s`` later, the workers serving
+    meanwhile; a second ``TERM`` stops at once, gracefully; ``INT`` and ``QUIT`` stay quick.
+    """
+
+    drain = DrainMarker()
+    drain_delay_s = 0.0
+    _draining = False
+
+    def handle_term(self) -> None:
+        if self._draining or self.drain_delay_s <= 0:
+            super().handle_term()
+            return
+        self._draining = True
+        self.drain.begin()
+        log.info(
+            "draining: readiness answers 503; stopping after the drain delay",
+            extra={"drain_delay_s": self.drain_delay_s},
+        )
+        # The arbiter handles signals from its queue in its own loop: the delayed TERM joins it.
+        timer = threading.Timer(self.drain_delay_s, self.signal, args=(signal.SIGTERM, None))
+        timer.daemon = True
+        timer.start()
+
+
 class GunicornServer(BaseApplication):  # type: ignore[misc]
     """gunicorn, configured from flaskserve's settings rather than its own command line."""
 
-    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        options: dict[str, Any],
+        drain: DrainMarker | None = None,
+        drain_delay_s: float = 0.0,
+    ) -> None:
         self.application = app
         self.options = options
+        self.drain = drain or DrainMarker()
+        self.drain_delay_s = drain_delay_s
         super().__init__()
+
+    def run(self) -> None:
+        """gunicorn's own run, with the draining master."""
+        try:
+            arbiter = DrainingArbiter(self)
+            arbiter.drain, arbiter.drain_delay_s = self.drain, self.drain_delay_s
+            arbiter.run()
+        except RuntimeError as error:  # gunicorn's own way to report a master that cannot start
+            print(f"\nError: {error}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
 
     def load_config(self) -> None:
         for key, value in self.options.items():
@@ -121,4 +172,4 @@ def serve(
         "starting gunicorn",
         extra={"bind": options["bind"], "workers": options["workers"], "threads": options["threads"]},
     )
-    GunicornServer(app, options).run()
+    GunicornServer(app, options, get_runtime(app).drain, settings.drain_delay_s).run()

@@ -1,8 +1,10 @@
 """How a ``flaskserve serve`` stops: the same signals mean the same thing under gunicorn and granian.
 
 =========  ============================================================================
-``TERM``   Graceful. The master stops accepting and tells its workers; each worker
-           finishes the requests it has started and exits. A worker still busy after
+``TERM``   Graceful. With a drain delay, the master first turns readiness to 503 and
+           serves on for that long (:mod:`flaskserve.lifecycle.draining`). Then it
+           stops accepting and tells its workers; each worker finishes the requests
+           it has started and exits. A worker still busy after
            ``GRACEFUL_TIMEOUT_S`` is ended. Orchestrators send this one.
 ``INT``    Quick (Ctrl-C). Workers exit at once; requests in progress are abandoned.
 ``QUIT``   Quick, the same as ``INT``. A quick signal during a graceful stop turns it quick.
@@ -97,7 +99,9 @@ def end_after(seconds: float) -> None:
     threading.Thread(target=_end_later, args=(seconds,), name="flaskserve-stop-deadline", daemon=True).start()
 
 
-def take_over_worker_signals(graceful_timeout_s: float = GRACEFUL_TIMEOUT_S) -> None:
+def take_over_worker_signals(
+    graceful_timeout_s: float = GRACEFUL_TIMEOUT_S, before_stop: Callable[[], object] | None = None
+) -> None:
     """Give the calling worker process the stop signals' meaning and the orphan check; call it first.
 
     ``INT``, ``QUIT`` and ``TERM`` are blocked in this thread, and so in every
@@ -106,19 +110,24 @@ def take_over_worker_signals(graceful_timeout_s: float = GRACEFUL_TIMEOUT_S) -> 
     at once, whatever handler the server installs for them later (granian's treats
     ``INT`` as a graceful stop). ``TERM`` is handed to the handler the server has
     installed for it by then (granian's graceful stop), and the process is ended
-    ``graceful_timeout_s`` later if it is still there. Processes started from a
-    worker inherit the blocked signals.
+    ``graceful_timeout_s`` later if it is still there; ``before_stop``, when given,
+    runs first (in a thread of its own, so that a quick signal still acts at once).
+    Processes started from a worker inherit the blocked signals.
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     threading.Thread(
-        target=_serve_stop_signals, args=(graceful_timeout_s,), name="flaskserve-stop-signals", daemon=True
+        target=_serve_stop_signals,
+        args=(graceful_timeout_s, before_stop),
+        name="flaskserve-stop-signals",
+        daemon=True,
     ).start()
     threading.Thread(
         target=_stop_when_orphaned, args=(os.getppid(),), name="flaskserve-orphan-check", daemon=True
     ).start()
 
 
-def _serve_stop_signals(graceful_timeout_s: float) -> None:
+def _serve_stop_signals(graceful_timeout_s: float, before_stop: Callable[[], object] | None) -> None:
+    stopping = False
     while True:
         signum = signal.sigwait(_STOP_SIGNALS)
         if signum in QUICK_SIGNALS:
@@ -126,9 +135,25 @@ def _serve_stop_signals(graceful_timeout_s: float) -> None:
         server_handler = signal.getsignal(signal.SIGTERM)
         if not callable(server_handler):
             quit_now(signum)  # no graceful stop to hand it to
-        graceful_stop_begins()
-        server_handler(signum, None)
+        if stopping:
+            continue
+        stopping = True
         end_after(graceful_timeout_s)
+        threading.Thread(
+            target=_stop_gracefully,
+            args=(signum, server_handler, before_stop),
+            name="flaskserve-graceful-stop",
+            daemon=True,
+        ).start()
+
+
+def _stop_gracefully(
+    signum: int, server_handler: Callable[[int, None], object], before_stop: Callable[[], object] | None
+) -> None:
+    if before_stop is not None:
+        before_stop()
+    graceful_stop_begins()
+    server_handler(signum, None)
 
 
 def _end_later(seconds: float) -> None:

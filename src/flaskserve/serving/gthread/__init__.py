@@ -51,8 +51,10 @@ Its guarantees:
   it is never taken for the start of the next request;
 - a connection is closed after its answer in the event loop, which lingers
   ``LINGER_S`` at most, without blocking, for the client to close first;
-- a stopping worker closes the connections that have not begun a request and
-  gives the requests already begun ``STOP_HEAD_LINGER_S`` more at most;
+- a stopping worker stops accepting and gives the connections it holds
+  ``STOP_HEAD_LINGER_S`` at most for their next request, answered with
+  ``Connection: close``: a connection closed unanswered just as its client sent
+  a request would fail that request;
 - INT and QUIT end the worker at once, and a worker still there the graceful
   timeout after a TERM (or after its master went) is ended (see
   :mod:`flaskserve.serving.signals`).

@@ -31,7 +31,8 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_HELD_BYTES = 64 * 1024 * 1024
 #: Bytes read at a time when skipping the unread rest of a body.
 _SKIP_STEP = 256 * 1024
-#: How long a stopping worker still waits for requests already begun (gunicorn's keep-alive linger).
+#: How long a stopping worker still waits for the requests of the connections it holds (gunicorn's
+#: keep-alive linger); they are answered with ``Connection: close``.
 STOP_HEAD_LINGER_S = 2.0
 #: How long a closing connection waits for its client to close first (gunicorn's own bound).
 LINGER_S = 2.0
@@ -422,8 +423,9 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
             stop_deadline = self._stop_deadline
         for conn, incoming in list(self._incoming.items()):
             begun = bool(incoming.data)
-            deadline = min(incoming.deadline_now(self.limits), stop_deadline)
-            if deadline <= now or not (self.alive or begun):
+            # A connection accepted just before the stop gets its request in too: its client sent it
+            # or is about to, and closing the connection unanswered would fail that request.
+            if min(incoming.deadline_now(self.limits), stop_deadline) <= now:
                 self._close(conn, _TIMED_OUT if begun else b"")
         for conn, out in list(self._outgoing.items()):
             if out.deadline <= now:
