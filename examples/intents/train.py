@@ -8,15 +8,22 @@ Both are TF-IDF features of the raw string, joined by a ``FeatureUnion``, then a
 multinomial logistic regression gives a probability per intent, which the chat
 client uses to say "not sure" rather than guess.
 
+The training utterances are then profiled with ``flaskserve profile``: the
+``reference.json`` it writes beside the model holds how long the messages were
+and how many of their words the model's word vectorizer knows, so messages of
+another kind (much longer, or in words the model never saw) show as drift on
+``/metrics`` and ``/models/intents/monitoring``.
+
 Run from this folder::
 
-    python train.py            # writes models/intents/1/model.skops
+    python train.py            # writes models/intents/1/model.skops and reference.json
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +69,27 @@ def save(model: Any, repository: Path) -> Path:
     return path
 
 
+def profile(model_file: Path, texts: list[str]) -> Path:
+    """Write the training utterances' reference profile beside ``model_file``, with ``flaskserve profile``.
+
+    The command is the one a shell would run, called in this process (scikit-learn
+    is already imported here), on a CSV with the model's one column, ``text``.
+    """
+    from flaskserve.cli import main as flaskserve
+
+    with tempfile.TemporaryDirectory() as scratch:
+        data = Path(scratch) / "train.csv"
+        with data.open("w", encoding="utf-8", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["text"])
+            writer.writerows([text] for text in texts)
+        config = str(HERE / "flaskserve.toml")
+        flaskserve(
+            ["profile", str(model_file), "--data", str(data), "--config", config], standalone_mode=False
+        )
+    return model_file.parent / "reference.json"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "models", help="repository folder to write")
@@ -69,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     texts, intents = load_intents()
     model = train(texts, intents)
     path = save(model, args.out)
+    profile(path, texts)
     print(f"trained on {len(texts)} utterances, {len(set(intents))} intents; saved {path}")
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -252,3 +253,86 @@ def test_equal_distributions_are_at_distance_zero_and_disjoint_ones_at_one() -> 
     assert jensen_shannon([0, 1, 0], [0, 0, 1]) == pytest.approx(1.0)
     # KS leaves out the first bin (missing values) and compares cumulative shares.
     assert kolmogorov_smirnov([5, 1, 0], [0, 0, 1]) == pytest.approx(1.0)
+
+
+# -- text models ----------------------------------------------------------------
+
+
+@pytest.fixture
+def intents_repository(tmp_path: Path, intents_model: Any, intents_data: tuple[list[str], list[str]]) -> Path:
+    """The intents text model, profiled on its training utterances."""
+    root = testing.write_repository(tmp_path / "models", {"intents": {"1": (intents_model, ".skops")}})
+    texts, _ = intents_data
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "intents.csv", index=False)
+    profile(root / "intents", tmp_path / "intents.csv")
+    return root
+
+
+def text_psi(root: Path, texts: list[str]) -> dict[str, float]:
+    client = create_app(load_settings(None, model_path=root)).test_client()
+    # A few texts a request (the one-row path) and the rest in one batch: both count alike.
+    for text in texts[:5]:
+        assert client.post("/models/intents/predict", json={"text": text}).status_code == 200
+    response = client.post("/models/intents/predict", json={"instances": texts[5:]})
+    assert response.status_code == 200, response.json
+    return psi_by_feature(client)
+
+
+def test_a_text_model_profiles_length_and_vocabulary_hits_from_its_vectorizer(
+    intents_repository: Path, intents_model: Any
+) -> None:
+    reference = orjson.loads((intents_repository / "intents" / "1" / REFERENCE_FILE).read_bytes())
+    assert [f["name"] for f in reference["features"]] == ["text:length", "text:vocabulary_hits"]
+    assert reference["text"]["vocabulary_source"] == "model"
+    words = {term for term in intents_model[0].vocabulary_ if " " not in term}
+    assert set(reference["text"]["vocabulary"]) == words
+    assert set(reference["outputs"]["predict"]["categories"]) == set(intents_model.classes_)
+
+
+def test_texts_from_the_training_set_show_no_drift(
+    intents_repository: Path, intents_data: tuple[list[str], list[str]]
+) -> None:
+    texts, _ = intents_data
+    sample = [texts[i] for i in np.random.default_rng(0).choice(len(texts), 120, replace=False)]
+    by_feature = text_psi(intents_repository, sample)
+    assert set(by_feature) == {"text:length", "text:vocabulary_hits"}
+    assert all(value < 0.1 for value in by_feature.values()), by_feature
+
+
+def test_much_longer_texts_drift_in_length(
+    intents_repository: Path, intents_data: tuple[list[str], list[str]]
+) -> None:
+    texts, _ = intents_data
+    # The same words, four messages run together: longer, and no less known.
+    longer = [" ".join(texts[i : i + 4]) for i in range(0, 200, 4)] * 2
+    by_feature = text_psi(intents_repository, longer)
+    assert by_feature["text:length"] > 0.25
+    assert by_feature["text:vocabulary_hits"] < 0.1
+
+
+def test_words_outside_the_vocabulary_drift_in_vocabulary_hits(
+    intents_repository: Path, intents_data: tuple[list[str], list[str]]
+) -> None:
+    texts, _ = intents_data
+    # Each message with every other word replaced by one the model never saw: as long, half as known.
+    foreign = [
+        " ".join(word if i % 2 else f"zq{i}x{j}" for i, word in enumerate(text.split()))
+        for j, text in enumerate(texts[:100])
+    ]
+    by_feature = text_psi(intents_repository, foreign)
+    assert by_feature["text:vocabulary_hits"] > 0.25
+
+
+def test_without_a_word_vectorizer_the_vocabulary_comes_from_the_training_texts() -> None:
+    from flaskserve.observability.drift.text import profile_texts
+
+    texts = ["the parcel is late", "where is the parcel", "late again", ""]
+    profiled = profile_texts("message", texts, estimator=object())
+    assert profiled.source == "data"
+    assert set(profiled.vocabulary) == {"the", "parcel", "is", "late", "where", "again"}
+    measured = profiled.measure(["the parcel", "the unknown words", ""])
+    assert measured[:, 0].tolist() == [2.0, 3.0, 0.0]
+    assert measured[:2, 1].tolist() == [1.0, pytest.approx(1 / 3)]
+    assert np.isnan(measured[2, 1])
+    # A text without tokens profiles as missing, at training as at serving.
+    assert profiled.hits.proportions[0] == pytest.approx(0.25)

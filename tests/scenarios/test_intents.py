@@ -28,7 +28,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train = load_example("intents", "train")
     folder = tmp_path_factory.mktemp("intents")
     texts, intents = train.load_intents()
-    train.save(train.train(texts, intents), folder)
+    train.profile(train.save(train.train(texts, intents), folder), texts)
     return folder
 
 
@@ -61,3 +61,24 @@ def test_the_config_serves_a_text_model_with_its_string_limit(repository: Path) 
     assert too_long.get_json()["code"] == "limit_exceeded"
     batch = client.post("/predict", json={"instances": [text for text, _ in HELD_OUT]})
     assert batch.get_json() == {"predictions": [intent for _, intent in HELD_OUT]}
+
+
+def test_the_example_ships_a_profile_and_gibberish_drifts_in_vocabulary(repository: Path) -> None:
+    from flaskserve.app import create_app
+
+    train = load_example("intents", "train")
+    texts, _ = train.load_intents()
+    client = create_app(example_settings("intents", repository)).test_client()
+    assert client.post("/predict", json={"instances": texts}).status_code == 200
+    first = client.get("/models/intents/monitoring").get_json()["versions"][0]
+    assert first["profiled"] is True
+    bands = {f["feature"]: f["band"] for f in first["features"] if f["role"] == "input"}
+    assert bands == {"text:length": "stable", "text:vocabulary_hits": "stable"}
+
+    # As many messages again, typed by a cat: nothing the model knows.
+    gibberish = [f"qwx{i} zzv{i} kpt{i}" for i in range(len(texts))]
+    assert client.post("/predict", json={"instances": gibberish}).status_code == 200
+    second = client.get("/models/intents/monitoring").get_json()["versions"][0]
+    hits = next(f for f in second["features"] if f["feature"] == "text:vocabulary_hits")
+    assert hits["band"] == "major"
+    assert hits["out_of_range"] == 0.5

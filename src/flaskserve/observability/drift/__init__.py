@@ -4,6 +4,8 @@
   beside the model, written by ``flaskserve profile``): per feature, bins from the
   training quantiles (numeric) or category frequencies (categorical), and the
   same for the predictions; the one function that counts values into those bins.
+* :mod:`.text` — a text model's input as two numeric measures (length in tokens,
+  share of tokens in the model's vocabulary), profiled and counted like features.
 * :mod:`.statistics` — PSI, Kolmogorov-Smirnov and Jensen-Shannon between two
   binned distributions, and the PSI bands (stable < 0.1 ≤ moderate < 0.25 ≤ major).
 * :mod:`.window` — each worker's rolling window of bin counts, kept where

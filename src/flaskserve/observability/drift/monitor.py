@@ -108,6 +108,7 @@ class DriftMonitor:
         if reference is None:
             return
         rows = int(matrix.shape[0])
+        matrix = reference.columns(matrix)
         cells: Counter[tuple[str, str, str]] = Counter()
         if rows <= _ROW_BY_ROW:
             for row in matrix.tolist():
@@ -249,6 +250,8 @@ def _drifts(reference: ReferenceProfile, window: WindowCounts) -> Iterator[Featu
 
 
 def _fits(reference: ReferenceProfile, model: ServedModel) -> bool:
+    if reference.text is not None:
+        return model.signature.is_text and (reference.text.feature,) == model.signature.feature_names
     names = tuple(f.name for f in reference.features)
     return not model.signature.is_text and names == model.signature.feature_names
 

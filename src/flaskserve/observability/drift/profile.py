@@ -11,8 +11,9 @@ rows can be compared with it without keeping either:
 
 Bins are counted by :meth:`FeatureProfile.count` both when the profile is made
 and when rows are served, so identical data gives identical proportions and a
-PSI of exactly zero. The profile is JSON (``reference.json`` beside the model
-file), small enough to read and diff.
+PSI of exactly zero. A text model's input is measured (length, vocabulary hits:
+:mod:`.text`) and each measure profiled as a numeric feature. The profile is
+JSON (``reference.json`` beside the model file), small enough to read and diff.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
 from flaskserve.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flaskserve.observability.drift.text import TextProfile
 
 __all__ = [
     "MAX_CATEGORIES",
@@ -176,11 +180,19 @@ def profile_column(name: str, values: Sequence[Any] | npt.NDArray[Any]) -> Featu
 
 @dataclass(frozen=True)
 class ReferenceProfile:
-    """The reference of one model version: its input features and its outputs, by method."""
+    """The reference of one model version: its input features and its outputs, by method.
+
+    For a text model, ``features`` are the measures of its text, and ``text`` says how to take them.
+    """
 
     features: tuple[FeatureProfile, ...]
     outputs: Mapping[str, FeatureProfile]
     rows: int
+    text: TextProfile | None = None
+
+    def columns(self, inputs: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The served inputs as one column per profiled feature: a text model's texts measured."""
+        return inputs if self.text is None else self.text.measure(inputs.tolist())
 
     def to_json(self) -> bytes:
         document = {
@@ -189,6 +201,8 @@ class ReferenceProfile:
             "features": [f.to_json() for f in self.features],
             "outputs": {method: o.to_json() for method, o in self.outputs.items()},
         }
+        if self.text is not None:
+            document["text"] = self.text.to_json()
         return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
 
     def write_beside(self, model_file: Path) -> Path:
@@ -208,10 +222,15 @@ class ReferenceProfile:
             document = orjson.loads(raw)
             if document.get("format") != _FORMAT:
                 raise ValueError(f"format {document.get('format')!r} is not {_FORMAT}")
+            from flaskserve.observability.drift.text import TextProfile
+
+            features = tuple(FeatureProfile.from_json(f) for f in document["features"])
+            text = document.get("text")
             return cls(
-                features=tuple(FeatureProfile.from_json(f) for f in document["features"]),
+                features=features,
                 outputs={m: FeatureProfile.from_json(o) for m, o in document["outputs"].items()},
                 rows=int(document["rows"]),
+                text=None if text is None else TextProfile.from_json(text, features),
             )
         except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
             raise ConfigError(
