@@ -280,6 +280,11 @@ RPCS: list[tuple[str, Callable[[pb_grpc.GRPCInferenceServiceStub], Any], str | N
         lambda s: s.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="linear")),
         "admin",
     ),
+    (
+        "RepositoryModelUnload",
+        lambda s: s.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="linear")),
+        "admin",
+    ),
 ]
 
 
@@ -309,6 +314,9 @@ def test_every_rpc_checks_keys_and_scopes_as_its_rest_twin(
     assert forbidden.code() is grpc.StatusCode.PERMISSION_DENIED
     assert scope in forbidden.details()
     with_metadata(("authorization", f"Bearer {keys[scope]}"))
+    if rpc == "RepositoryModelUnload":  # served again, so that the second spelling has something to unload
+        load = pb.RepositoryModelLoadRequest(model_name="linear")
+        stub.RepositoryModelLoad(load, metadata=(("x-api-key", keys["admin"]),))
     with_metadata(("x-api-key", keys[scope]))
 
 
