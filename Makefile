@@ -42,10 +42,13 @@ lint: install
 
 # Needs wrk (apt-get install -y wrk). bench/setup_peers.sh makes each peer's own virtualenv (MLServer,
 # LitServe, BentoML) under ~/.cache/flaskserve-bench/peers, skipping a peer whose install fails. About
-# 12 minutes; writes docs/benchmarks.md. `make bench-quick` is the few-minute smoke form, docs untouched.
+# 12 minutes; writes docs/benchmarks.md, then the gRPC rows (flaskserve's gRPC against its REST path and
+# MLServer's gRPC, about 2 minutes) into docs/performance.md. `make bench-quick` is the few-minute smoke form,
+# docs untouched.
 bench: install
 	bash bench/setup_peers.sh
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/grpc_bench.py --update-doc docs/performance.md
 
 bench-quick: install
 	bash bench/setup_peers.sh
@@ -133,7 +136,7 @@ grpc-generate: install
 # gRPC against the REST path of the same server (tritonclient's clients), and MLServer's gRPC when
 # bench/setup_peers.sh has made its virtualenv; writes its table into docs/performance.md.
 bench-grpc: install
-	$(BIN)/python bench/grpc_bench.py --update-doc docs/performance.md $(BENCH_ARGS)
+	$(BIN)/python bench/grpc_bench.py --update-doc docs/performance.md
 
 # The availability harness in its long form (docs/operations.md, "Measured availability"): 10 rollouts, a corrupt
 # file, a slow copy, a pin and unpin, a revoked key, 3 HUPs and a worker killed every second for 10 s, under
