@@ -33,6 +33,7 @@ from flask import Flask
 from flaskserve import testing
 from flaskserve.rpc.proto import grpc_predict_v2_pb2 as pb
 from flaskserve.rpc.proto import grpc_predict_v2_pb2_grpc as pb_grpc
+from pod import pod_network, wait_ready
 
 KSERVE = Path(__file__).parents[1] / "deploy" / "kserve"
 #: ``ServingRuntimeSpec`` in KServe's API reference (serving.kserve.io/v1alpha1).
@@ -164,36 +165,8 @@ def test_the_inference_services_ask_for_formats_the_runtime_serves() -> None:
 @pytest.fixture
 def pod_host() -> Iterator[Any]:
     """A network namespace of its own, where the server may bind 0.0.0.0:8080 as in the pod."""
-    from network import Network, why_namespaces_cannot_be_made
-
-    reason = why_namespaces_cannot_be_made()
-    if reason is not None:
-        pytest.skip(reason)
-    with Network(tag=f"k{os.getpid() % 10000}") as network:
-        yield network.add_host("p")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fleet_helpers_importable() -> Iterator[None]:
-    """The namespace helpers live with the fleet test."""
-    folder = str(Path(__file__).parent / "fleet")
-    sys.path.insert(0, folder)
-    yield
-    sys.path.remove(folder)
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the runtime's command exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if requests.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the runtime's command was not ready in 60 s:\n{log.read_text()}")
+    with pod_network("k") as host:
+        yield host
 
 
 def raw_strings(raw: bytes) -> list[str]:
