@@ -49,19 +49,26 @@ def overview() -> Response:
     return _page()
 
 
+# The page shells name their model ``shown`` rather than ``name``: they are open and answer the same
+# whatever the name (the page's script asks the keyed routes whether it exists), so the document must
+# not list the served models as their only values.
+
+
 @blueprint.get(
-    "/ui/models/<name>", access=OPEN, operation=Operation("The playground of one model", "ui", response=_HTML)
+    "/ui/models/<shown>",
+    access=OPEN,
+    operation=Operation("The playground of one model", "ui", response=_HTML),
 )
-def model_page(name: str) -> Response:
+def model_page(shown: str) -> Response:
     return _page()
 
 
 @blueprint.get(
-    "/ui/models/<name>/versions/<version>",
+    "/ui/models/<shown>/versions/<shown_version>",
     access=OPEN,
     operation=Operation("The playground of one model version", "ui", response=_HTML),
 )
-def version_page(name: str, version: str) -> Response:
+def version_page(shown: str, shown_version: str) -> Response:
     return _page()
 
 
