@@ -150,9 +150,10 @@ def _serve_stop_signals(graceful_timeout_s: float, before_stop: Callable[[], obj
 def _stop_gracefully(
     signum: int, server_handler: Callable[[int, None], object], before_stop: Callable[[], object] | None
 ) -> None:
+    # The worker's other servers (gRPC) refuse new calls at once; HTTP may first retire its connections.
+    graceful_stop_begins()
     if before_stop is not None:
         before_stop()
-    graceful_stop_begins()
     server_handler(signum, None)
 
 
