@@ -36,7 +36,6 @@ import dataclasses
 import itertools
 import math
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -52,6 +51,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from soak import doc_markers
+from soak import update_doc as write_block
 
 #: One row through each protocol; every request names no version, so it gets the newest served.
 PROTOCOL_REQUESTS: list[tuple[str, Any]] = [
@@ -65,6 +66,7 @@ PROTOCOL_REQUESTS: list[tuple[str, Any]] = [
 ]
 REQUEST_TIMEOUT_S = 10.0
 SECTION = "## Measured availability"
+TAG = "availability"
 
 
 @dataclass(frozen=True)
@@ -442,25 +444,9 @@ def table(steps: list[Step]) -> str:
     return "\n".join(lines)
 
 
-def _markers(server: str) -> tuple[str, str]:
-    return f"<!-- availability-{server}:start -->", f"<!-- availability-{server}:end -->"
-
-
 def update_doc(path: Path, server: str, block: str) -> None:
     """Replace ``server``'s block in ``path``, or add it at the end of the measured section."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    start, end = _markers(server)
-    if start in text and end in text:
-        head, _, rest = text.partition(start)
-        _, _, tail = rest.partition(end)
-        text = head + block + tail
-    elif (heading := re.search(rf"^{re.escape(SECTION)}$", text, re.MULTILINE)) is not None:
-        following = text.find("\n## ", heading.end())
-        cut = len(text) if following == -1 else following
-        text = text[:cut].rstrip("\n") + f"\n\n{block}\n" + text[cut:]
-    else:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}\n"
-    path.write_text(text, encoding="utf-8")
+    write_block(path, server, block, section=SECTION, tag=TAG)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -486,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{server_name}\n{report}\n", flush=True)
         failed |= any(s.failed for s in steps if s.name != "kills")
         if args.update_doc:
-            start, end = _markers(server_name)
+            start, end = doc_markers(server_name, TAG)
             block = (
                 f"{start}\n**{server_name}**, two workers, {plan.clients} clients, watch interval "
                 f"{plan.interval_s:g} s; `{command}`; load average {load:.1f} at the start (a shared, busy "

@@ -686,7 +686,7 @@ def summary(report: SoakReport, max_growth: float = MAX_GROWTH) -> str:
 
 def doc_block(server: str, report: SoakReport, command: str, load: tuple[float, float]) -> str:
     """The generated part of the "Soak" section for one server, with its markers."""
-    start, end = _markers(server)
+    start, end = doc_markers(server)
     return "\n".join(
         [
             start,
@@ -708,26 +708,29 @@ def doc_block(server: str, report: SoakReport, command: str, load: tuple[float, 
     )
 
 
-def _markers(server: str) -> tuple[str, str]:
-    return f"<!-- soak-{server}:start -->", f"<!-- soak-{server}:end -->"
+def doc_markers(server: str, tag: str = "soak") -> tuple[str, str]:
+    return f"<!-- {tag}-{server}:start -->", f"<!-- {tag}-{server}:end -->"
 
 
-def update_doc(path: Path, server: str, block: str) -> None:
-    """Replace ``server``'s block of the "Soak" section, or add it at the section's end (or the file's)."""
+def update_doc(path: Path, server: str, block: str, *, section: str = SECTION, tag: str = "soak") -> None:
+    """Replace ``server``'s block of ``section``, or add it at the section's end (or the file's).
+
+    The availability harness writes its blocks the same way, under its own section and tag.
+    """
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    start, end = _markers(server)
+    start, end = doc_markers(server, tag)
     if start in text and end in text:
         head, _, rest = text.partition(start)
         _, _, tail = rest.partition(end)
         text = head + block + tail
-    elif (heading := re.search(rf"^{re.escape(SECTION)}$", text, re.MULTILINE)) is not None:
+    elif (heading := re.search(rf"^{re.escape(section)}$", text, re.MULTILINE)) is not None:
         following = text.find("\n## ", heading.end())
         if following == -1:
             text = text.rstrip("\n") + f"\n\n{block}\n"
         else:
             text = text[:following].rstrip("\n") + f"\n\n{block}\n" + text[following:]
     else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + f"{SECTION}\n\n{block}\n"
+        text = text.rstrip("\n") + ("\n\n" if text else "") + f"{section}\n\n{block}\n"
     path.write_text(text, encoding="utf-8")
 
 

@@ -19,12 +19,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-from flaskserve import testing
 from live_server import RunningServer, wait_until_gone
 
 pytestmark = pytest.mark.e2e
@@ -38,28 +36,6 @@ SLOW_S = 3.5
 #: How soon after TERM a readiness probe must be answered 503 (counted to the probe's start: one or two
 #: probes, each of which may take a while on a busy machine).
 READY_FLIPS_WITHIN_S = 1.5
-
-SLOW_MODEL = """
-import time
-
-
-class Model:
-    feature_names_in_ = ["seconds"]
-
-    def predict(self, features):
-        time.sleep(float(features[0][0]))
-        return features[:, 0]
-"""
-
-
-@pytest.fixture(scope="module")
-def slow_repository(tmp_path_factory: pytest.TempPathFactory, linear_xy: Any) -> Path:
-    root = testing.write_repository(
-        tmp_path_factory.mktemp("drain-repository"), {"linear": {"1": (linear_xy, ".skops")}}
-    )
-    (root / "slow" / "1").mkdir(parents=True)
-    (root / "slow" / "1" / "model.py").write_text(SLOW_MODEL, encoding="utf-8")
-    return root
 
 
 def _slow_request(url: str) -> int | str:

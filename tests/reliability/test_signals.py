@@ -13,12 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-from flaskserve import testing
 from flaskserve.serving.signals import GRACEFUL_TIMEOUT_S
 from live_server import RunningServer, wait_until_gone
 
@@ -30,29 +28,6 @@ SLOW_S = 6.0
 QUICK_STOP_S = 3.0
 #: A worker whose master was killed must be gone within this long (it may linger 2 s for kept-alive clients).
 ORPHAN_STOP_S = 8.0
-
-SLOW_MODEL = """
-import time
-
-
-class Model:
-    feature_names_in_ = ["seconds"]
-
-    def predict(self, features):
-        time.sleep(float(features[0][0]))
-        return features[:, 0]
-"""
-
-
-@pytest.fixture(scope="module")
-def slow_repository(tmp_path_factory: pytest.TempPathFactory, linear_xy: Any) -> Path:
-    """The linear model, and ``slow``: a Python model that sleeps as many seconds as its one feature says."""
-    root = testing.write_repository(
-        tmp_path_factory.mktemp("slow-repository"), {"linear": {"1": (linear_xy, ".skops")}}
-    )
-    (root / "slow" / "1").mkdir(parents=True)
-    (root / "slow" / "1" / "model.py").write_text(SLOW_MODEL, encoding="utf-8")
-    return root
 
 
 class SlowRequest:
