@@ -12,6 +12,7 @@ Importing this module loads nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,22 +32,24 @@ from flaskserve.inference.service import InferenceService
 from flaskserve.inference.shared_cache import shared_tier
 from flaskserve.lifecycle.draining import DRAIN_FILE, DrainMarker
 from flaskserve.lifecycle.journal import JOURNAL_FILE, Journal
+from flaskserve.lifecycle.reconfiguration import Reconfiguration
 from flaskserve.lifecycle.reloader import Reloader
 from flaskserve.lifecycle.watcher import WATCH_LOCK_FILE, Watcher
 from flaskserve.models.loaders import LoaderTable, default_loaders
 from flaskserve.models.loading import load_registry, repository_root
 from flaskserve.models.registry import ModelRegistry
+from flaskserve.observability.logging import configure_logging
 from flaskserve.observability.metrics import Metrics
 from flaskserve.observability.monitoring import Monitoring
 from flaskserve.observability.tracker import RequestTracker
 from flaskserve.protocols.table import ProtocolTable, default_protocols
-from flaskserve.runtime import EXTENSION_KEY, Runtime
+from flaskserve.runtime import EXTENSION_KEY, Runtime, get_runtime
 from flaskserve.security.auth import ApiKeyAuth
-from flaskserve.security.cors import Cors
+from flaskserve.security.cors import Cors, replace_origins
 from flaskserve.security.exposure import check_exposure
 from flaskserve.security.headers import SecurityHeaders
 from flaskserve.security.keys import KeyStore
-from flaskserve.security.ratelimit import RateLimits
+from flaskserve.security.ratelimit import RateLimits, replace_limits
 from flaskserve.serving.occupancy import count_requests
 from flaskserve.settings import Settings, load_settings
 from flaskserve.web import bodies
@@ -140,6 +143,13 @@ def create_app(
     app = FlaskserveApp("flaskserve", static_folder=None)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
+    watcher = Watcher(
+        reloader,
+        keys.refresh,
+        repository=repository_root(settings) if settings.watch else None,
+        interval_s=settings.watch_interval_s,
+        lock_path=run_dir / WATCH_LOCK_FILE if run_dir is not None else None,
+    )
     app.extensions[EXTENSION_KEY] = Runtime(
         settings=settings,
         registry=registry,
@@ -149,14 +159,9 @@ def create_app(
         metrics=metrics,
         reloader=reloader,
         occupancy=occupancy,
-        watcher=Watcher(
-            reloader,
-            keys.refresh,
-            repository=repository_root(settings) if settings.watch else None,
-            interval_s=settings.watch_interval_s,
-            lock_path=run_dir / WATCH_LOCK_FILE if run_dir is not None else None,
-        ),
+        watcher=watcher,
         drain=DrainMarker(run_dir / DRAIN_FILE if run_dir is not None else None),
+        reconfiguration=_reconfiguration(app, settings, service, registry, watcher),
     )
     RequestTracker().init_app(app, registry=registry, metrics=metrics)
     Monitoring().init_app(app, settings, registry, metrics)
@@ -181,3 +186,54 @@ def create_app(
         app.register_blueprint(module.blueprint)
     predict.init_app(app, protocols)
     return app
+
+
+def reconfigure(app: Flask, read: Callable[[], Settings]) -> Settings:
+    """Read the settings again with ``read`` and put in force what a running server can change (``HUP``).
+
+    Returns the settings in force afterwards: the new values of the settings applied, the old
+    ones of the rest (:mod:`flaskserve.lifecycle.reconfiguration`).
+    """
+    runtime = get_runtime(app)
+    if runtime.reconfiguration is None:
+        return runtime.settings
+    settings = runtime.reconfiguration.reread(read)
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(runtime, settings=settings)
+    return settings
+
+
+def _reconfiguration(
+    app: Flask, settings: Settings, service: InferenceService, registry: ModelRegistry, watcher: Watcher
+) -> Reconfiguration:
+    """The settings a running app takes on ``HUP``, each with the part that applies it.
+
+    Every other setting needs a restart: the address, workers, threads and TLS are
+    the master's sockets and processes; the request limits and client timeouts are
+    built into the workers' connection handling; the keys file, trust settings and
+    ``[models.NAME]`` sections decide what the models loaded before the fork are;
+    the storage of counters and caches, the inference log's sink and the drift
+    windows hold connections, queues and data of their own.
+    """
+
+    def retime(new: Settings) -> bool:
+        service.predict_timeout_s = new.predict_timeout_s
+        service.timed_calls.max_stuck = new.max_stuck_predictions
+        for name in registry.names():
+            service.forget(name)  # routes were composed with the old timeout
+        return True
+
+    def relog(new: Settings) -> bool:
+        configure_logging(new.log_level, new.log_format, access_sample=new.log_access_sample)
+        return True
+
+    def rewatch(new: Settings) -> bool:
+        watcher.interval_s = new.watch_interval_s
+        return True
+
+    reconfiguration = Reconfiguration(settings)
+    reconfiguration.on_change("rate_limit", apply=lambda new: replace_limits(app, new))
+    reconfiguration.on_change("cors_origins", apply=lambda new: replace_origins(app, new.cors_origins))
+    reconfiguration.on_change("log_level", "log_format", "log_access_sample", apply=relog)
+    reconfiguration.on_change("predict_timeout_s", "max_stuck_predictions", apply=retime)
+    reconfiguration.on_change("watch_interval_s", apply=rewatch)
+    return reconfiguration

@@ -19,7 +19,7 @@ from flaskserve.security.commands import keys_command, self_signed_directory, se
 
 if TYPE_CHECKING:
     from flaskserve.security.tls import ServerTLS
-    from flaskserve.settings import Settings
+    from flaskserve.settings import Settings, SettingsSource
 
 T = TypeVar("T")
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -68,13 +68,18 @@ def _model_options(command: Command) -> Command:
 
 
 def _settings(config_file: Path | None, **flags: Any) -> Settings:
-    from flaskserve.settings import load_settings
+    return _settings_source(config_file, **flags).load()
+
+
+def _settings_source(config_file: Path | None, **flags: Any) -> SettingsSource:
+    """The config file and the flags given, from which the settings are read (again on ``HUP``)."""
+    from flaskserve.settings import SettingsSource
 
     if not flags.get("skops_trusted_types"):
         flags.pop("skops_trusted_types", None)
     else:
         flags["skops_trusted_types"] = list(flags["skops_trusted_types"])
-    return load_settings(config_file, **flags)
+    return SettingsSource(config_file, flags)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -155,16 +160,23 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
     from flaskserve.serving.rundir import run_directory
 
     flags["cors_origins"] = list(flags["cors_origins"]) or None
-    settings = _fail_cleanly(lambda: _settings(config_file, **flags))
-    tls_dir = self_signed_directory(tls_self_signed_flag, settings.tls_self_signed)
-    if tls_dir != settings.tls_self_signed:
-        settings = settings.model_copy(update={"tls_self_signed": tls_dir})
+    source = _settings_source(config_file, **flags)
+
+    def read_settings() -> Settings:
+        """The settings as given, with the self-signed certificate's directory the flag asks for."""
+        settings = source.load()
+        tls_dir = self_signed_directory(tls_self_signed_flag, settings.tls_self_signed)
+        if tls_dir != settings.tls_self_signed:
+            settings = settings.model_copy(update={"tls_self_signed": tls_dir})
+        return settings
+
+    settings = _fail_cleanly(read_settings)
     configure_logging(settings.log_level, settings.log_format, access_sample=settings.log_access_sample)
     # prometheus_client chooses per-process files (summed over workers) when it is
     # first imported, so the directory must exist before the app's modules load. The run
     # directory carries model loads and unloads from the worker that made them to the others.
     with metrics_directory() as metrics_dir, run_directory() as run_dir:
-        from flaskserve.app import create_app
+        from flaskserve.app import create_app, reconfigure
         from flaskserve.observability.metrics import Metrics
 
         metrics = Metrics(multiprocess_dir=str(metrics_dir))
@@ -182,15 +194,23 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
         tls = _server_tls(settings)
         # Called in each worker after the fork: the gRPC runtime must not start before it.
         in_worker = grpc_starter(app, tls) if grpc_starter is not None else None
+        # Called in the master on HUP, before it forks the workers that replace the old ones.
+        on_reload = partial(reconfigure, app, read_settings)
         if settings.server == "granian":
             from flaskserve.serving import granian
 
             server = _fail_cleanly(lambda: granian.build_server(settings, tls))
-            granian.serve(server, app, in_worker=in_worker)
+            granian.serve(server, app, in_worker=in_worker, on_reload=on_reload)
             return
         from flaskserve.serving.gunicorn import serve as run_server
 
-        run_server(app, settings, in_worker=in_worker, **(dict(tls.options) if tls is not None else {}))
+        run_server(
+            app,
+            settings,
+            in_worker=in_worker,
+            on_reload=on_reload,
+            **(dict(tls.options) if tls is not None else {}),
+        )
 
 
 @main.command()
@@ -270,6 +290,34 @@ def publish(source: Path, model_dir: Path, number: int | None) -> None:
 
     target = _fail_cleanly(lambda: publish_version(source, model_dir, default_loaders(), version=number))
     click.echo(f"published {target}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("version")
+def pin(model_dir: Path, version: str) -> None:
+    """Serve VERSION of MODEL_DIR (REPOSITORY/NAME) alone: a rollback that survives restarts.
+
+    Writes pin = "VERSION" under [versions] in the model's model-settings.toml, atomically;
+    a server watching the repository serves it from its next look.
+    """
+    from flaskserve.lifecycle.pinning import pin as write_pin
+    from flaskserve.models.loaders import default_loaders
+
+    number = _fail_cleanly(lambda: write_pin(model_dir, version, default_loaders()))
+    click.echo(f"pinned {model_dir.name} to version {number}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+def unpin(model_dir: Path) -> None:
+    """Remove the pin of MODEL_DIR (REPOSITORY/NAME): its version policy chooses again."""
+    from flaskserve.lifecycle.pinning import unpin as remove_pin
+
+    if _fail_cleanly(lambda: remove_pin(model_dir)):
+        click.echo(f"unpinned {model_dir.name}")
+    else:
+        click.echo(f"{model_dir.name} was not pinned; nothing changed")
 
 
 @main.command()

@@ -8,6 +8,7 @@ from typing import Any
 from flaskserve.inference.batcher import Occupancy
 from flaskserve.inference.service import InferenceService
 from flaskserve.lifecycle.draining import DrainMarker
+from flaskserve.lifecycle.reconfiguration import Reconfiguration
 from flaskserve.lifecycle.reloader import Reloader
 from flaskserve.lifecycle.watcher import Watcher
 from flaskserve.models.loaders import LoaderTable
@@ -35,6 +36,8 @@ class Runtime:
     watcher: Watcher
     #: Set by the master when told to stop with a drain delay: readiness then answers 503.
     drain: DrainMarker = field(default_factory=DrainMarker)
+    #: The parts that take a change of the settings on ``HUP`` (``None``: the settings never change).
+    reconfiguration: Reconfiguration | None = None
 
     def is_ready(self) -> bool:
         """Readiness (``/v2/health/ready``, ``/readyz``, ``/ping``): the models' policy, and not draining."""

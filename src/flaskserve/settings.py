@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -48,6 +50,13 @@ def _check_rate_limit(text: str) -> str:
 
 RateLimitText = Annotated[str, AfterValidator(_check_rate_limit)]
 """A rate limit in the ``limits`` notation, checked when the settings load."""
+
+
+def _check_version(text: str) -> str:
+    """A version number as the repository's folders spell it, leading zeros dropped."""
+    if not (text.isascii() and text.isdigit() and 1 <= len(text) <= 9):
+        raise ValueError(f'{text[:20]!r} is not a version: write its number, e.g. "3"')
+    return str(int(text))
 
 
 class FeatureHint(BaseModel):
@@ -96,6 +105,9 @@ class VersionPolicy(BaseModel):
     """Serve only the newest N versions."""
     specific: list[str] | None = Field(default=None, min_length=1)
     """Serve exactly these versions (e.g. ``["3"]`` pins version 3)."""
+    pin: Annotated[str, AfterValidator(_check_version)] | None = None
+    """Serve this one version whatever ``latest`` or ``specific`` say (``flaskserve pin`` writes it,
+    ``flaskserve unpin`` removes it, and the rule below it serves again)."""
 
     @model_validator(mode="after")
     def _one_rule(self) -> VersionPolicy:
@@ -379,6 +391,18 @@ class Settings(BaseSettings):
         Credentials are redacted (:mod:`flaskserve.credentials`): this is meant to be shown.
         """
         return self.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class SettingsSource:
+    """Where a server's settings came from — its config file and command-line flags — so that a ``HUP``
+    reads them again in the same precedence (the environment is the process's own, unchanged)."""
+
+    config_file: Path | None = None
+    flags: Mapping[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Settings:
+        return load_settings(self.config_file, **self.flags)
 
 
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:

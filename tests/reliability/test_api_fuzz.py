@@ -67,8 +67,11 @@ COVERAGE_TIMEOUT_S = 300.0
 
 REPOSITORY = "/v2/repository/models/{name}"
 SERVER_READINESS = frozenset({"/v2/health/ready", "/readyz", "/health", "/ping"})
-#: Operations whose success says nothing about whether the model they name is served.
-NAME_IS_NOT_SERVED_MODEL = frozenset({f"{REPOSITORY}/load", f"{REPOSITORY}/unload"})
+#: Operations whose success says nothing about whether the model they name is served (a pin loads
+#: the version it names; an unpin of a model without a pin changes nothing).
+NAME_IS_NOT_SERVED_MODEL = frozenset(
+    {f"{REPOSITORY}/load", f"{REPOSITORY}/unload", f"{REPOSITORY}/pin", f"{REPOSITORY}/unpin"}
+)
 #: The built-in check left out everywhere (see the module docstring).
 LEFT_OUT = "positive_data_acceptance"
 
@@ -171,7 +174,7 @@ class Models:
             return
         if case.operation.path == f"{REPOSITORY}/unload":
             self.served.discard(name)
-        elif case.operation.path == f"{REPOSITORY}/load":
+        elif case.operation.path in (f"{REPOSITORY}/load", f"{REPOSITORY}/pin"):
             self.served.add(name)
 
     def restore(self, *, all_of_them: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""Routes of the model repository extension: list, load and unload models while serving.
+"""Routes of the model repository extension: list, load, unload, pin and unpin models while serving.
 
 The work is done by :class:`~flaskserve.lifecycle.reloader.Reloader`; these views
 parse, call it, write the audit record and render. A load that fails answers
@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app
 
 from flaskserve.access import ADMIN, READ
-from flaskserve.errors import JournalUnavailable, ModelLoadError, UntrustedModel
+from flaskserve.errors import FlaskserveError, JournalUnavailable, ModelLoadError, UntrustedModel
 from flaskserve.lifecycle.reloader import Reloader
 from flaskserve.observability.context import note
 from flaskserve.protocols.openapi import Link, Operation
@@ -65,6 +65,11 @@ _AFTER_LOAD = (
     Link("ready", "GET", "/v2/models/<name>/ready", _SAME_MODEL, "Its readiness: ready."),
     Link("unload", "POST", "/v2/repository/models/<name>/unload", _SAME_MODEL, "Stop serving it again."),
 )
+#: What a client may do with a model it has just pinned.
+_AFTER_PIN = (
+    Link("infer", "POST", "/v2/models/<name>/infer", _SAME_MODEL, "Predict with the pinned version."),
+    Link("unpin", "POST", "/v2/repository/models/<name>/unpin", _SAME_MODEL, "Serve by the policy again."),
+)
 #: What a client may do with a model it has just unloaded.
 _AFTER_UNLOAD = (
     Link("load", "POST", "/v2/repository/models/<name>/load", _SAME_MODEL, "Serve it again."),
@@ -89,7 +94,15 @@ def index() -> Response:
     wanted = wire.decode_index_request(_optional_json())
     rows = _reloader().index(ready_only=wanted.ready)
     document = wire.index_document(
-        {"name": r.name, "version": r.version, "state": r.state.value, "reason": r.reason} for r in rows
+        {
+            "name": r.name,
+            "version": r.version,
+            "state": r.state.value,
+            "reason": r.reason,
+            "policy": r.policy or None,
+            "policy_source": r.policy_source or None,
+        }
+        for r in rows
     )
     return json_response(document)
 
@@ -155,4 +168,77 @@ def unload(name: str) -> Response:
     for entry in removed:
         sha256 = entry.model.sha256 if entry.model is not None else None
         audit.record("unload", model=name, version=entry.version, sha256=sha256)
+    return json_response({})
+
+
+@blueprint.post(
+    "/v2/repository/models/<name>/pin",
+    access=ADMIN,
+    operation=Operation(
+        "Model repository: serve one version of a model alone (a rollback)",
+        "v2",
+        request={"application/json": wire.PinRequest},
+        request_required=False,
+        response=_EMPTY,
+        errors=_BY_NAME,
+        links=_AFTER_PIN,
+        description=(
+            'The body names the version, {"version": "3"}; without one, the version that answers '
+            "unversioned requests now is pinned (a rollout frozen). It is loaded and verified if it is "
+            "not served yet, then served alone by every worker, whatever the model's version policy says, "
+            "until it is unpinned, the model is unloaded, or the model's settings file changes "
+            "(docs/operations.md). A version the model's folder does not hold answers 404; one that "
+            "fails to load, 400, and the versions served before keep serving. Needs the admin scope."
+        ),
+    ),
+)
+def pin(name: str) -> Response:
+    """Serve one version of a model alone, over its version policy."""
+    wanted = wire.decode_pin_request(_optional_json())
+    try:
+        models = _reloader().pin(name, wanted.version)
+    except ModelLoadError as exc:
+        outcome: audit.Outcome = "refused" if isinstance(exc, UntrustedModel) else "failed"
+        audit.record("pin", model=name, version=wanted.version, outcome=outcome, reason=exc.message)
+        return error_response(400, exc.code, exc.message)
+    except FlaskserveError as exc:
+        audit.record("pin", model=name, version=wanted.version, outcome="failed", reason=exc.message)
+        raise
+    note(model=name)
+    for model in models:
+        audit.record("pin", model=name, version=model.version, sha256=model.sha256)
+    return json_response({})
+
+
+@blueprint.post(
+    "/v2/repository/models/<name>/unpin",
+    access=ADMIN,
+    operation=Operation(
+        "Model repository: lift a pin made through the API",
+        "v2",
+        request={"application/json": wire.LoadRequest},
+        request_required=False,
+        response=_EMPTY,
+        errors=_BY_NAME,
+        links=_AFTER_LOAD,
+        description=(
+            "The model's version policy chooses its versions again, in every worker. A model not "
+            "pinned through the API is left as it is; a pin written in its settings file is lifted "
+            "by editing the file (flaskserve unpin). Needs the admin scope."
+        ),
+    ),
+)
+def unpin(name: str) -> Response:
+    """Lift the API's pin of a model."""
+    wire.decode_load_request(_optional_json())
+    try:
+        models = _reloader().unpin(name)
+    except ModelLoadError as exc:
+        audit.record("unpin", model=name, outcome="failed", reason=exc.message)
+        return error_response(400, exc.code, exc.message)
+    except FlaskserveError as exc:
+        audit.record("unpin", model=name, outcome="failed", reason=exc.message)
+        raise
+    for model in models:
+        audit.record("unpin", model=name, version=model.version, sha256=model.sha256)
     return json_response({})

@@ -79,6 +79,10 @@ class JournalEntry:
     pid: int = 0
     #: Versions that failed to load or verify: version -> (digest of the files that failed, reason).
     failed: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    #: The pin made through the repository API that is in force after the action, if any:
+    #: (version, digest of the model's settings file when it was made). Carried by each of the
+    #: model's entries while it lasts, since a replay applies only the model's last one.
+    pin: tuple[str, str] | None = None
 
     def encode(self) -> bytes:
         document: dict[str, Any] = {
@@ -90,6 +94,8 @@ class JournalEntry:
         }
         if self.failed:
             document["failed"] = {version: list(why) for version, why in self.failed.items()}
+        if self.pin is not None:
+            document["pin"] = list(self.pin)
         return orjson.dumps(document) + b"\n"
 
     @classmethod
@@ -102,8 +108,16 @@ class JournalEntry:
                 return None
             versions = {str(k): str(v) for k, v in dict(document.get("versions") or {}).items()}
             failed = {str(k): (str(v[0]), str(v[1])) for k, v in dict(document.get("failed") or {}).items()}
+            pinned = document.get("pin")
+            pin = (str(pinned[0]), str(pinned[1])) if pinned else None
             return cls(
-                int(document["seq"]), action, str(document["model"]), versions, int(document["pid"]), failed
+                int(document["seq"]),
+                action,
+                str(document["model"]),
+                versions,
+                int(document["pid"]),
+                failed,
+                pin,
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
@@ -177,7 +191,7 @@ class Journal:
         """Hold the journal's lock, catch up with ``apply``, and yield a function that appends one entry.
 
         Everything inside the block is ordered with every other process's actions.
-        Call the yielded ``append(action, model, versions)`` once the action is
+        Call the yielded ``append(action, model, versions, failed, pin)`` once the action is
         ready to take effect here and before it does: a failed action is not
         journaled, so no sibling repeats it, and an append that fails raises
         :class:`JournalUnavailable` before this process changed anything.
@@ -198,9 +212,16 @@ class Journal:
                 model: str,
                 versions: Mapping[str, str] | None = None,
                 failed: Mapping[str, tuple[str, str]] | None = None,
+                pin: tuple[str, str] | None = None,
             ) -> JournalEntry:
                 entry = JournalEntry(
-                    self._last_seq + 1, action, model, dict(versions or {}), os.getpid(), dict(failed or {})
+                    self._last_seq + 1,
+                    action,
+                    model,
+                    dict(versions or {}),
+                    os.getpid(),
+                    dict(failed or {}),
+                    pin,
                 )
                 line = entry.encode()
                 size = os.fstat(fd).st_size

@@ -28,6 +28,16 @@ remembered with the digest of the files that failed, shown in the index, and not
 tried again until those files change. Every action respects the model's version
 policy (:mod:`flaskserve.models.policy`).
 
+**Pins through the API.** :meth:`Reloader.pin` serves one version of a model
+alone, over whatever its version policy says, and :meth:`Reloader.unpin` gives
+the policy back. Such a pin is journaled like a load (every entry of the model
+carries it while it lasts, so a replay that applies only the last entry keeps
+it), and it lasts until it is unpinned, the model is unloaded, or the model's
+settings file changes: the file is the lasting statement of what serves
+(``flaskserve pin`` writes its pin there), so an operator's edit of it wins over
+an earlier API pin. The index shows each model's policy in force and where it
+came from.
+
 A model being loaded is shown as ``LOADING`` in the index, while the registry
 keeps serving what it had: a registry entry in that state would make readiness
 fail for as long as the load takes, and take a busy server out of rotation.
@@ -35,6 +45,8 @@ fail for as long as the load takes, and take a busy server out of rotation.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -42,7 +54,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from flaskserve.errors import BadRequest, ModelLoadError, ModelNotFound, clip
+from flaskserve.errors import BadRequest, ModelLoadError, ModelNotFound, VersionNotFound, clip
 from flaskserve.lifecycle.journal import Action, Journal, JournalEntry
 from flaskserve.models import policy
 from flaskserve.models.fingerprint import DigestCache, version_folder
@@ -55,7 +67,15 @@ from flaskserve.models.loading import (
     trust_policy,
 )
 from flaskserve.models.registry import ModelEntry, ModelRegistry, ModelState
-from flaskserve.models.repository import ModelSource, scan, scan_model, valid_model_name, version_key
+from flaskserve.models.repository import (
+    MODEL_SETTINGS_FILE,
+    ModelSource,
+    scan,
+    scan_model,
+    valid_model_name,
+    valid_version,
+    version_key,
+)
 from flaskserve.models.served import ServedModel
 from flaskserve.models.verification import verify
 from flaskserve.settings import ModelSettings, Settings, VersionPolicy
@@ -71,6 +91,13 @@ FAILED = "failed"
 
 #: version -> (digest of the files that failed, reason)
 Failures = dict[str, tuple[str, str]]
+#: A pin made through the API: (version, digest of the model's settings file when it was made).
+ApiPin = tuple[str, str]
+
+#: Where a model's version policy in force comes from, as the index names it.
+POLICY_DEFAULT = "default"
+POLICY_SETTINGS = "settings"
+POLICY_API = "api"
 
 _Append = Callable[..., JournalEntry]
 
@@ -83,6 +110,11 @@ class IndexRow:
     version: str | None
     state: ModelState
     reason: str = ""
+    #: The model's version policy in force (``all``, ``latest 2``, ``pinned 3``) and where it comes
+    #: from: :data:`POLICY_DEFAULT`, :data:`POLICY_SETTINGS` (its settings file or the config's
+    #: ``[models.NAME]``) or :data:`POLICY_API`; empty when its settings cannot be read.
+    policy: str = ""
+    policy_source: str = ""
 
 
 class Reloader:
@@ -123,6 +155,8 @@ class Reloader:
         self._served_digests: dict[tuple[str, str], tuple[ServedModel, str]] = {}
         #: Versions whose files failed to load or verify, per model: not tried again until they change.
         self._failed: dict[str, Failures] = {}
+        #: Pins made through the API, per model.
+        self._pins: dict[str, ApiPin] = {}
 
     @property
     def journal(self) -> Journal | None:
@@ -150,8 +184,23 @@ class Reloader:
             )
         rows.sort(key=lambda r: (r.name, version_key(r.version) if r.version else -1))
         if ready_only:
-            return [row for row in rows if row.state is ModelState.READY]
-        return rows
+            rows = [row for row in rows if row.state is ModelState.READY]
+        policies = {name: self._policy_in_force(name) for name in {row.name for row in rows}}
+        return [
+            dataclasses.replace(row, policy=policies[row.name][0], policy_source=policies[row.name][1])
+            for row in rows
+        ]
+
+    def _policy_in_force(self, name: str) -> tuple[str, str]:
+        pinned = self._pins.get(name)
+        if pinned is not None:
+            return policy.describe(VersionPolicy(pin=pinned[0])), POLICY_API
+        try:
+            sources = self._sources(name)
+            versions = settings_for(sources[0], self._settings).versions
+        except (ModelLoadError, ModelNotFound, OSError):
+            return "", ""
+        return policy.describe(versions), POLICY_DEFAULT if versions == VersionPolicy() else POLICY_SETTINGS
 
     def _served_reason(self, entry: ModelEntry) -> str:
         failure = self._failed.get(entry.name, {}).get(entry.version)
@@ -212,9 +261,68 @@ class Reloader:
             models = self._load_sources(name, sources, self._observer)
             for model in models:
                 self._verify(model, previous)
-            append("load", name, {m.version: self._digest_of(m) for m in models})
+            append("load", name, {m.version: self._digest_of(m) for m in models}, pin=self._pins.get(name))
             self._swap(name, models)
             self._failed.pop(name, None)
+        return models
+
+    def pin(self, name: str, version: str | None = None) -> list[ServedModel]:
+        """Serve version ``version`` of ``name`` alone, over its version policy, until :meth:`unpin`.
+
+        Without ``version``, the version that answers unversioned requests now (the
+        newest served, or the newest a load would serve) is pinned. Raises
+        :class:`VersionNotFound` when the model's folder has no such version, and what
+        :meth:`load` raises when the version fails to load or verify (the versions
+        served before keep serving, and nothing is pinned).
+        """
+        self._check_name(name)
+        if version is not None and not valid_version(version):
+            raise BadRequest(f"'{clip(version)}' is not a version: give its number, e.g. 3")
+        with self._lock, self._ordered() as append:
+            if version is None:
+                version = self._answering_version(name)
+            version = str(int(version))
+            sources = [s for s in self._sources(name) if s.version == version]
+            if not sources:
+                on_disk = ", ".join(s.version for s in self._sources(name))
+                raise VersionNotFound(
+                    f"model '{name}' has no version {version} to pin; its versions: {on_disk}"
+                )
+            models = self._serve_sources(name, sources)
+            pinned = (version, self._settings_digest(name))
+            append(
+                "load",
+                name,
+                {m.version: self._digest_of(m) for m in models},
+                self._failed.get(name),
+                pin=pinned,
+            )
+            self._pins[name] = pinned
+            self._swap(name, models)
+        log.info("model pinned through the repository API", extra={"model": name, "version": version})
+        return models
+
+    def unpin(self, name: str) -> list[ServedModel]:
+        """Lift the API's pin of ``name``: its version policy chooses again. Nothing pinned: nothing changes.
+
+        A pin written in the model's settings file is not the API's to lift (``flaskserve unpin``).
+        """
+        self._check_name(name)
+        with self._lock, self._ordered() as append:
+            sources = self._sources(name)  # a model the repository lacks is 404, pinned or not
+            if name not in self._pins:
+                return self._served(name)
+            lifted = self._pins.pop(name)
+            try:
+                # A policy that names no version on disk leaves the pinned version serving, as a watch does.
+                chosen = self._by_policy(sources)
+                models = self._serve_sources(name, chosen) if chosen else self._served(name)
+                append("load", name, {m.version: self._digest_of(m) for m in models}, self._failed.get(name))
+            except BaseException:
+                self._pins[name] = lifted
+                raise
+            self._swap(name, models)
+        log.info("model unpinned through the repository API", extra={"model": name})
         return models
 
     def unload(self, name: str) -> list[ModelEntry]:
@@ -272,6 +380,10 @@ class Reloader:
                 self._remove(entry.model, by_operator=entry.action == "unload")
                 return
             self._failed[entry.model] = dict(entry.failed)
+            if entry.pin is None:
+                self._pins.pop(entry.model, None)
+            else:
+                self._pins[entry.model] = entry.pin
             held = {m.version: m for m in self._served(entry.model)}
             sources = [s for s in self._sources(entry.model) if s.version in entry.versions]
             missing = sorted(set(entry.versions) - {s.version for s in sources}, key=version_key)
@@ -324,9 +436,10 @@ class Reloader:
                 return False
             sources = {s.version: s for s in scan_model(self._root, name, self._loaders)}
             model_settings = settings_for(next(iter(sources.values())), self._settings) if sources else None
+            lifted = self._lift_outdated_pin(name)
             wanted = policy.select(
                 (v for v in sources if v in complete or v in pending),
-                model_settings.versions if model_settings else VersionPolicy(),
+                self._policy(name, model_settings.versions if model_settings else VersionPolicy()),
             )
             served = {m.version: m for m in self._served(name)}
             previous = self._newest_served(name)
@@ -374,10 +487,12 @@ class Reloader:
                 for version, model in served.items():
                     chosen.setdefault(version, model)
             unchanged = {v: id(m) for v, m in chosen.items()} == {v: id(m) for v, m in served.items()}
-            if unchanged and failed == self._failed.get(name, {}):
+            if unchanged and failed == self._failed.get(name, {}) and not lifted:
                 return False
             models = sorted(chosen.values(), key=lambda m: version_key(m.version))
-            append("load", name, {m.version: self._digest_of(m) for m in models}, failed)
+            append(
+                "load", name, {m.version: self._digest_of(m) for m in models}, failed, self._pins.get(name)
+            )
             self._swap(name, models)
             self._failed[name] = failed
             log.info(
@@ -411,8 +526,9 @@ class Reloader:
                 model: str,
                 versions: dict[str, str] | None = None,
                 failed: dict[str, tuple[str, str]] | None = None,
+                pin: tuple[str, str] | None = None,
             ) -> JournalEntry:
-                return JournalEntry(0, action, model, versions or {}, failed=failed or {})
+                return JournalEntry(0, action, model, versions or {}, failed=failed or {}, pin=pin)
 
             yield local
             return
@@ -490,10 +606,56 @@ class Reloader:
     def _by_policy(self, sources: list[ModelSource]) -> list[ModelSource]:
         if not sources:
             return sources
-        chosen = set(
-            policy.select((s.version for s in sources), settings_for(sources[0], self._settings).versions)
-        )
+        rule = self._policy(sources[0].name, settings_for(sources[0], self._settings).versions)
+        chosen = set(policy.select((s.version for s in sources), rule))
         return [s for s in sources if s.version in chosen]
+
+    def _answering_version(self, name: str) -> str:
+        """The version unversioned requests get: the newest served, else the newest a load would serve."""
+        newest = self._newest_served(name)
+        if newest is not None:
+            return newest.version
+        chosen = self._by_policy(self._sources(name))
+        if not chosen:
+            raise VersionNotFound(f"model '{name}': its version policy serves no version; name one to pin")
+        return chosen[-1].version
+
+    def _policy(self, name: str, configured: VersionPolicy) -> VersionPolicy:
+        """The policy in force: the API's pin over the one its settings configure."""
+        pinned = self._pins.get(name)
+        return VersionPolicy(pin=pinned[0]) if pinned is not None else configured
+
+    def _settings_digest(self, name: str) -> str:
+        """The digest of the model's settings file ("" without one): what an API pin lasts as long as."""
+        if self._root is None:
+            return ""
+        try:
+            return hashlib.sha256((self._root / name / MODEL_SETTINGS_FILE).read_bytes()).hexdigest()
+        except OSError:
+            return ""
+
+    def _lift_outdated_pin(self, name: str) -> bool:
+        """Lift the API's pin of ``name`` if its settings file changed since; ``True`` when lifted."""
+        pinned = self._pins.get(name)
+        if pinned is None or self._settings_digest(name) == pinned[1]:
+            return False
+        del self._pins[name]
+        log.info(
+            "the model's settings file changed: the pin made through the API is lifted",
+            extra={"model": name, "version": pinned[0]},
+        )
+        return True
+
+    def _serve_sources(self, name: str, sources: list[ModelSource]) -> list[ServedModel]:
+        """The models to serve for ``sources``: the versions served already as they are, the others
+        loaded and verified (a failure raises, and nothing changed)."""
+        held = {m.version: m for m in self._served(name)}
+        previous = self._newest_served(name)
+        fresh = self._load_sources(name, [s for s in sources if s.version not in held], self._observer)
+        for model in fresh:
+            self._verify(model, previous)
+        chosen = [held[s.version] for s in sources if s.version in held] + fresh
+        return sorted(chosen, key=lambda m: version_key(m.version))
 
     def _verify(self, model: ServedModel, previous: ServedModel | None) -> None:
         try:
@@ -532,6 +694,7 @@ class Reloader:
     def _remove(self, name: str, *, by_operator: bool = True) -> None:
         self._registry.replace_model(name, [])
         self._failed.pop(name, None)
+        self._pins.pop(name, None)
         if by_operator:
             self._unloaded.add(name)
         if self._forget is not None:

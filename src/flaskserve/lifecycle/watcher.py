@@ -17,7 +17,9 @@ lock at fork time would leave it held in the children). Each interval:
   next request, as they follow the repository API.
 
 A file still being written is never loaded: its folder changes between looks,
-so it waits. A model whose folder left the repository stops being served.
+so it waits. A settings file that another one was renamed over (a new inode where
+a file was) is whole by construction, as ``flaskserve pin`` and most editors
+write it, and is taken at once. A model whose folder left the repository stops being served.
 """
 
 from __future__ import annotations
@@ -93,6 +95,15 @@ class Watcher:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def interval_s(self) -> float:
+        """Seconds between two looks; a new value applies from the next wait on."""
+        return self._interval_s
+
+    @interval_s.setter
+    def interval_s(self, seconds: float) -> None:
+        self._interval_s = seconds
+
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
             try:
@@ -128,7 +139,8 @@ class Watcher:
     def _look_at(self, folder: Path) -> None:
         settings_file = folder / MODEL_SETTINGS_FILE
         settings_view = self._file_view(settings_file)
-        settings_settled = self._settled(settings_file, settings_view)
+        replaced = _renamed_over(self._seen.get(settings_file), settings_view)
+        settings_settled = self._settled(settings_file, settings_view) or replaced
         complete: dict[str, str] = {}
         pending: set[str] = set()
         for version, version_dir in self._versions(folder):
@@ -197,3 +209,10 @@ class Watcher:
         self._lock_fd, self._lock_pid = fd, os.getpid()
         log.info("this worker watches the model repository", extra={"pid": self._lock_pid})
         return True
+
+
+def _renamed_over(before: Signature | None, now: Signature) -> bool:
+    """Whether a file seen at the last look was replaced by another renamed onto its name since."""
+    if not before or not now:
+        return False
+    return before[0][3] != now[0][3]  # the inode

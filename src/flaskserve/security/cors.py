@@ -22,7 +22,7 @@ from flaskserve.access import MODEL_NAME_HEADER, MODEL_VERSION_HEADER
 from flaskserve.security.auth import API_KEY_HEADER
 from flaskserve.web.errors import ERROR_ID_HEADER
 
-__all__ = ["EXTENSION_KEY", "Cors"]
+__all__ = ["EXTENSION_KEY", "Cors", "replace_origins"]
 
 EXTENSION_KEY = "flaskserve.cors"
 
@@ -64,12 +64,28 @@ class Cors:
             self.init_app(app, origins)
 
     def init_app(self, app: Flask, origins: Iterable[str] = ()) -> None:
-        # Origins are compared as browsers send them: scheme, host and port, no trailing slash.
-        allowed = frozenset(origin.strip().rstrip("/") for origin in origins if origin.strip())
+        allowed = _normalized(origins)
         if not allowed:
             return
         app.extensions[EXTENSION_KEY] = _Origins(allowed)
         app.after_request(_add_headers)
+
+
+def replace_origins(app: Flask, origins: Iterable[str]) -> bool:
+    """Allow ``origins`` from the next response on (a reload); ``False`` when CORS is off in ``app``.
+
+    CORS off when the app was built installed nothing to answer with: turning it on needs a new app.
+    """
+    allowed = _normalized(origins)
+    if EXTENSION_KEY not in app.extensions:
+        return not allowed
+    app.extensions[EXTENSION_KEY] = _Origins(allowed)
+    return True
+
+
+def _normalized(origins: Iterable[str]) -> frozenset[str]:
+    # Origins are compared as browsers send them: scheme, host and port, no trailing slash.
+    return frozenset(origin.strip().rstrip("/") for origin in origins if origin.strip())
 
 
 def _add_headers(response: Response) -> Response:

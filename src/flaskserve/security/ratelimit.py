@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
@@ -54,7 +54,7 @@ from flaskserve.settings import Settings
 from flaskserve.web.errors import render_error
 from flaskserve.web.routing import declared_access
 
-__all__ = ["EXTENSION_KEY", "RateLimits", "counts_per_worker"]
+__all__ = ["EXTENSION_KEY", "RateLimits", "counts_per_worker", "replace_limits"]
 
 log = logging.getLogger("flaskserve.security")
 
@@ -143,6 +143,19 @@ class RateLimits:
             },
         )
         _report_unreachable_storage(limiter, settings)
+
+
+def replace_limits(app: Flask, settings: Settings) -> bool:
+    """Count by ``settings``' limits from the next request on (a reload); ``False`` when ``app`` has none.
+
+    An app built without any limit installed no limiter, so turning limits on needs a new app;
+    the counters, their storage and the fallback stay those the limiter was built with.
+    """
+    state: _State | None = app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        return not _any_configured(settings)
+    app.extensions[EXTENSION_KEY] = replace(state, settings=settings)
+    return True
 
 
 def _report_unreachable_storage(limiter: Limiter, settings: Settings) -> None:

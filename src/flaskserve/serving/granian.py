@@ -123,11 +123,20 @@ def _log_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def serve(server: Any, app: Flask, *, in_worker: Callable[[], object] | None = None) -> None:
+def serve(
+    server: Any,
+    app: Flask,
+    *,
+    in_worker: Callable[[], object] | None = None,
+    on_reload: Callable[[], object] | None = None,
+) -> None:
     """Run until stopped; every worker serves ``app`` as built (and its models as loaded) here.
 
-    ``in_worker`` is called in each worker process once it runs (after the fork).
+    ``in_worker`` is called in each worker process once it runs (after the fork); ``on_reload``
+    in this process on ``HUP``, before granian respawns the workers.
     """
+    if on_reload is not None:
+        server.on_reload(on_reload)
 
     def load(_target: str) -> Any:
         # Called in each worker process, before granian sets up its own signal handlers.

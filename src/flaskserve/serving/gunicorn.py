@@ -155,9 +155,17 @@ def gunicorn_options(settings: Settings, **extra: Any) -> dict[str, Any]:
 
 
 def serve(
-    app: Flask, settings: Settings, *, in_worker: Callable[[], object] | None = None, **extra: Any
+    app: Flask,
+    settings: Settings,
+    *,
+    in_worker: Callable[[], object] | None = None,
+    on_reload: Callable[[], object] | None = None,
+    **extra: Any,
 ) -> None:
-    """Run until stopped; ``in_worker`` is called in each worker once it runs (after the fork)."""
+    """Run until stopped; ``in_worker`` is called in each worker once it runs (after the fork).
+
+    ``on_reload`` is called in the master on ``HUP``, before it forks the new workers.
+    """
     options = gunicorn_options(settings, **extra)
     watcher = get_runtime(app).watcher
 
@@ -168,6 +176,8 @@ def serve(
             in_worker()
 
     options["post_worker_init"] = post_worker_init
+    if on_reload is not None:
+        options["on_reload"] = lambda _arbiter: on_reload()
     log.info(
         "starting gunicorn",
         extra={"bind": options["bind"], "workers": options["workers"], "threads": options["threads"]},

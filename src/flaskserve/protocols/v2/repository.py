@@ -18,11 +18,13 @@ __all__ = [
     "EXTENSION",
     "LOAD_PARAMETERS",
     "LoadRequest",
+    "PinRequest",
     "RepositoryIndex",
     "RepositoryIndexRequest",
     "RepositoryModel",
     "decode_index_request",
     "decode_load_request",
+    "decode_pin_request",
 ]
 
 #: The name ``GET /v2`` advertises this extension by.
@@ -47,6 +49,14 @@ class RepositoryModel(BaseModel):
     version: str | None = Field(default=None, description="Absent when the folder's versions cannot be read.")
     state: Literal["READY", "LOADING", "UNLOADING", "UNAVAILABLE"]
     reason: str
+    policy: str | None = Field(
+        default=None,
+        description="The model's version policy in force: 'all', 'latest N', 'specific A, B' or 'pinned N'.",
+    )
+    policy_source: Literal["default", "settings", "api"] | None = Field(
+        default=None,
+        description="Where that policy comes from: none set, the model's settings, or a pin through the API.",
+    )
 
 
 class RepositoryIndex(RootModel[list[RepositoryModel]]):
@@ -60,6 +70,24 @@ class LoadRequest(BaseModel):
         default=None,
         description="Load parameters; this server accepts none, and refuses any it does not know.",
     )
+
+
+class PinRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,9}$",
+        description=(
+            'The version to serve alone, as its folder is named, e.g. "3"; without it, the version '
+            "that answers unversioned requests now (the newest served)."
+        ),
+    )
+
+
+def decode_pin_request(payload: Any) -> PinRequest:
+    """A pin request from parsed JSON, an object that may name the version; ``{}`` names none."""
+    return parse(PinRequest, payload, what="the pin request")
 
 
 def decode_index_request(payload: Any) -> RepositoryIndexRequest:
