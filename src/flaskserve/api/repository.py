@@ -14,6 +14,7 @@ that repeats other workers' actions.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app
@@ -21,6 +22,7 @@ from flask import Blueprint, Flask, Response, current_app
 from flaskserve.access import ADMIN, READ
 from flaskserve.errors import FlaskserveError, JournalUnavailable, ModelLoadError, UntrustedModel
 from flaskserve.lifecycle.reloader import Reloader
+from flaskserve.models.served import ServedModel
 from flaskserve.observability.context import note
 from flaskserve.protocols.openapi import Link, Operation
 from flaskserve.protocols.v2 import repository as wire
@@ -128,19 +130,7 @@ def index() -> Response:
 def load(name: str) -> Response:
     """Load, or reload, every version of a model from the repository."""
     wire.decode_load_request(_optional_json())
-    try:
-        models = _reloader().load(name)
-    except ModelLoadError as exc:
-        outcome: audit.Outcome = "refused" if isinstance(exc, UntrustedModel) else "failed"
-        audit.record("load", model=name, outcome=outcome, reason=exc.message)
-        return error_response(400, exc.code, exc.message)
-    except JournalUnavailable as exc:
-        audit.record("load", model=name, outcome="failed", reason=exc.message)
-        raise
-    note(model=name)
-    for model in models:
-        audit.record("load", model=name, version=model.version, sha256=model.sha256)
-    return json_response({})
+    return _audited("load", name, None, lambda: _reloader().load(name))
 
 
 @blueprint.post(
@@ -195,19 +185,7 @@ def unload(name: str) -> Response:
 def pin(name: str) -> Response:
     """Serve one version of a model alone, over its version policy."""
     wanted = wire.decode_pin_request(_optional_json())
-    try:
-        models = _reloader().pin(name, wanted.version)
-    except ModelLoadError as exc:
-        outcome: audit.Outcome = "refused" if isinstance(exc, UntrustedModel) else "failed"
-        audit.record("pin", model=name, version=wanted.version, outcome=outcome, reason=exc.message)
-        return error_response(400, exc.code, exc.message)
-    except FlaskserveError as exc:
-        audit.record("pin", model=name, version=wanted.version, outcome="failed", reason=exc.message)
-        raise
-    note(model=name)
-    for model in models:
-        audit.record("pin", model=name, version=model.version, sha256=model.sha256)
-    return json_response({})
+    return _audited("pin", name, wanted.version, lambda: _reloader().pin(name, wanted.version))
 
 
 @blueprint.post(
@@ -231,14 +209,27 @@ def pin(name: str) -> Response:
 def unpin(name: str) -> Response:
     """Lift the API's pin of a model."""
     wire.decode_load_request(_optional_json())
+    return _audited("unpin", name, None, lambda: _reloader().unpin(name))
+
+
+def _audited(
+    action: str, name: str, version: str | None, change: Callable[[], Sequence[ServedModel]]
+) -> Response:
+    """Run one repository change and audit it, whatever its outcome.
+
+    A model that fails to load answers 400 with the loader's own code (the versions
+    served before keep serving); every other refusal goes to the one error handler.
+    """
     try:
-        models = _reloader().unpin(name)
+        models = change()
     except ModelLoadError as exc:
-        audit.record("unpin", model=name, outcome="failed", reason=exc.message)
+        outcome: audit.Outcome = "refused" if isinstance(exc, UntrustedModel) else "failed"
+        audit.record(action, model=name, version=version, outcome=outcome, reason=exc.message)
         return error_response(400, exc.code, exc.message)
     except FlaskserveError as exc:
-        audit.record("unpin", model=name, outcome="failed", reason=exc.message)
+        audit.record(action, model=name, version=version, outcome="failed", reason=exc.message)
         raise
+    note(model=name)
     for model in models:
-        audit.record("unpin", model=name, version=model.version, sha256=model.sha256)
+        audit.record(action, model=name, version=model.version, sha256=model.sha256)
     return json_response({})
