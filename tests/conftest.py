@@ -23,6 +23,51 @@ from live_server import adopt_orphans, descendants, kill_all, wait_until_gone
 
 #: How long the processes still running when the last test ends get to exit on their own.
 SURVIVOR_GRACE_S = 5.0
+#: Test modules that run twice: with the prediction lane in front of Flask, and with every request
+#: through Flask. They send prediction requests and check what the lane shares with Flask (keys and
+#: scopes, errors, bodies, headers, request ids, metrics, access and inference logs); the rest of
+#: their folders never reach the lane, and running them twice would cost CI minutes for nothing.
+BOTH_LANES = frozenset(
+    {
+        "api/test_cache_header.py",
+        "api/test_errors.py",
+        "api/test_mlflow.py",
+        "api/test_protocol_agreement.py",
+        "api/test_simple.py",
+        "api/test_v1.py",
+        "api/test_v2.py",
+        "observability/test_inference_log.py",
+        "observability/test_logging.py",
+        "observability/test_metrics.py",
+        "observability/test_request_id.py",
+        "security/test_auth.py",
+        "security/test_headers.py",
+        "security/test_routes.py",
+        "security/test_scopes.py",
+        "web/test_bodies.py",
+    }
+)
+_TESTS = Path(__file__).parent
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test of :data:`BOTH_LANES` with ``fast_lane`` on and off."""
+    module = metafunc.definition.path.relative_to(_TESTS).as_posix()
+    if module in BOTH_LANES:
+        metafunc.parametrize(
+            "fast_lane", [pytest.param(True, id="lane"), pytest.param(False, id="flask")], indirect=True
+        )
+
+
+@pytest.fixture(autouse=True)
+def fast_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Whether the apps a test builds serve predictions in the lane (the ``fast_lane`` setting)."""
+    on: bool | None = getattr(request, "param", None)
+    if on is None:
+        # Outside the folders above, the setting is left to the test.
+        return True
+    monkeypatch.setenv("FLASKSERVE_FAST_LANE", "true" if on else "false")
+    return on
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -21,7 +21,7 @@ from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map, Rule
 
-from flaskserve.api import docs, health, mlflow, playground, predict, repository, simple, v1, v2
+from flaskserve.api import docs, health, lane, mlflow, playground, predict, repository, simple, v1, v2
 from flaskserve.api import metrics as metrics_api
 from flaskserve.api import monitoring as monitoring_api
 from flaskserve.errors import BadRequest
@@ -170,11 +170,6 @@ def create_app(
     register_error_handlers(app)
     app.before_request(_refuse_tunnels)
     bodies.init_app(app)
-    # Batch leaders see how many requests are inside this process (see inference/batcher.py).
-    app.wsgi_app = count_requests(app.wsgi_app, occupancy)  # type: ignore[method-assign,assignment]
-    if settings.trusted_proxies:
-        # Only the last N X-Forwarded-For entries were written by our own proxies; the rest is client text.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     # Auth, then rate limits: both run before any view reads a body, and limits count by key name.
     ApiKeyAuth().init_app(app, keys, default_model=lambda: registry.default_name)
     RateLimits().init_app(app, settings, registry)
@@ -185,6 +180,13 @@ def create_app(
     for module in views:
         app.register_blueprint(module.blueprint)
     predict.init_app(app, protocols)
+    # In front of Flask, behind the middleware below: those must see every request, served by either.
+    lane.install(app, protocols)
+    # Batch leaders see how many requests are inside this process (see inference/batcher.py).
+    app.wsgi_app = count_requests(app.wsgi_app, occupancy)  # type: ignore[method-assign,assignment]
+    if settings.trusted_proxies:
+        # Only the last N X-Forwarded-For entries were written by our own proxies; the rest is client text.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     return app
 
 

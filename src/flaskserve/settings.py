@@ -302,6 +302,11 @@ class Settings(BaseSettings):
     default) waits as long as the model takes. On, each call is handed to a thread of its own, which
     added 50 to 270 µs to a one-row request (docs/reliability.md), so it is off unless asked for; a
     model's own ``predict_timeout_s`` turns it on for that model alone."""
+    fast_lane: bool = True
+    """Serve the common prediction request (a POST to a prediction route with a JSON or other
+    declared-length body) beside Flask rather than through it: the same key check, limits, protocols,
+    metrics, logs and headers, in a fraction of the time. Anything unusual, and every other route, goes
+    through Flask; off, every request does (docs/performance.md)."""
     max_stuck_predictions: int = Field(default=2, ge=1)
     """Model calls past ``predict_timeout_s`` still running in one worker before the worker asks to be
     replaced; it stops gracefully, finishing the requests it holds, and the server starts another."""

@@ -13,11 +13,16 @@ view that does the whole ritual:
 
 Notes for the access log and the metrics are taken at each step, so a request
 that fails half-way is still counted against the right model and protocol.
+
+The ritual itself (:func:`answer`) reads the request through a small
+framework-free view (:class:`Asked`): the Flask view and the prediction lane
+(:mod:`flaskserve.api.lane`) both call it, so there is one prediction path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy.typing as npt
@@ -28,17 +33,19 @@ from flaskserve.errors import ModelNotFound
 from flaskserve.models.explain import EXPLAIN
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.models.served import ServedModel
-from flaskserve.observability.context import notes
+from flaskserve.observability.context import RequestNotes, notes
 from flaskserve.observability.monitoring import observe_prediction
 from flaskserve.protocols.table import ProtocolTable
-from flaskserve.protocols.wire import InferenceProtocol, PredictRoute, WireRequest
-from flaskserve.runtime import get_runtime
+from flaskserve.protocols.wire import InferenceProtocol, PredictRoute, WireRequest, WireResponse
+from flaskserve.runtime import Runtime, get_runtime
 from flaskserve.web.bodies import current_request, read_body, set_model_headers
 from flaskserve.web.uploads import unwrap_upload
 
-__all__ = ["init_app"]
+__all__ = ["Asked", "Observe", "answer", "blueprint_name", "init_app", "predict"]
 
 View = Callable[..., Response]
+#: What the edge tells monitoring of each prediction: the model, the validated matrix, the answers.
+Observe = Callable[[ServedModel, npt.NDArray[Any], Mapping[str, npt.NDArray[Any]]], None]
 
 _NO_QUERY: dict[str, str] = {}
 
@@ -46,7 +53,7 @@ _NO_QUERY: dict[str, str] = {}
 def init_app(app: Flask, protocols: ProtocolTable) -> None:
     """Declare every protocol's prediction routes on ``app``, each bound to the edge."""
     for protocol in protocols:
-        blueprint = Blueprint(f"predict_{protocol.name}", __name__)
+        blueprint = Blueprint(blueprint_name(protocol), __name__)
         views: dict[str, View] = {}
         for route in protocol.routes:
             view = views.get(route.endpoint)
@@ -61,6 +68,27 @@ def init_app(app: Flask, protocols: ProtocolTable) -> None:
                 operation=route.operation,
             )
         app.register_blueprint(blueprint)
+
+
+def blueprint_name(protocol: InferenceProtocol[Any]) -> str:
+    """The blueprint of a protocol's routes: the ``protocol`` label of a request refused before its view."""
+    return f"predict_{protocol.name}"
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A prediction request as the edge reads it, whichever framework carried it.
+
+    ``read_body`` reads the body within every limit; it is called only once the
+    model is resolved, so a request for an unknown model leaves its body unread.
+    """
+
+    view_args: Mapping[str, str]
+    headers: HeaderLookup
+    mimetype: str
+    mimetype_params: Mapping[str, str]
+    query: Mapping[str, str]
+    read_body: Callable[[], bytes]
 
 
 def _edge_view(protocol: InferenceProtocol[Any], route: PredictRoute) -> View:
@@ -80,21 +108,51 @@ def predict(
 
     An explain route runs the ``explain`` method instead of the methods the body asks for.
     """
-    # The notes and the request are read once: this runs on every prediction.
-    said = notes()
-    said.protocol = protocol.name
+    # The request is read once: this runs on every prediction.
     req = current_request()
-    runtime = get_runtime(current_app)
-    model = _resolve(runtime.registry, access, view_args, req.headers)
+    asked = Asked(
+        view_args=view_args,
+        headers=req.headers,
+        mimetype=req.mimetype,
+        mimetype_params=req.mimetype_params,
+        # Parsed only when there is one: most prediction requests carry no query string.
+        query=req.args if req.query_string else _NO_QUERY,
+        read_body=lambda: read_body(req),
+    )
+    reply, model = answer(
+        get_runtime(current_app), protocol, access, asked, notes(), observe_prediction, explains=explains
+    )
+    response = Response(reply.body, mimetype=reply.mimetype)
+    for name, value in reply.headers.items():
+        response.headers[name] = value
+    return set_model_headers(response, model)
+
+
+def answer(
+    runtime: Runtime,
+    protocol: InferenceProtocol[Any],
+    access: Access,
+    asked: Asked,
+    said: RequestNotes,
+    observe: Observe,
+    *,
+    explains: bool = False,
+) -> tuple[WireResponse, ServedModel]:
+    """The protocol's answer to ``asked`` and the model that gave it; errors propagate.
+
+    Framework-free: what is learnt on the way is noted in ``said``, and each
+    prediction is passed to ``observe`` for monitoring.
+    """
+    said.protocol = protocol.name
+    model = _resolve(runtime.registry, access, asked.view_args, asked.headers)
     said.model, said.version = model.name, model.version
-    body, mimetype = unwrap_upload(read_body(req), req.mimetype, req.mimetype_params)
+    body, mimetype = unwrap_upload(asked.read_body(), asked.mimetype, asked.mimetype_params)
     wire = WireRequest(
         body=body,
         mimetype=mimetype,
-        mimetype_params=req.mimetype_params,
-        headers=req.headers,
-        # Parsed only when there is one: most prediction requests carry no query string.
-        query=req.args if req.query_string else _NO_QUERY,
+        mimetype_params=asked.mimetype_params,
+        headers=asked.headers,
+        query=asked.query,
     )
     decoded = protocol.decode(wire, model, runtime.settings.limits)
     methods = (EXPLAIN,) if explains else decoded.methods
@@ -108,16 +166,12 @@ def predict(
             prediction = runtime.service.predict(model, method, decoded.matrix)
         said.cache_hit, said.batch_rows = prediction.cache_hit, prediction.batch_rows
         results[method] = prediction.values
-    observe_prediction(model, decoded.matrix, results)
-    answer = protocol.encode(decoded, results, model)
-    response = Response(answer.body, mimetype=answer.mimetype)
-    for name, value in answer.headers.items():
-        response.headers[name] = value
-    return set_model_headers(response, model)
+    observe(model, decoded.matrix, results)
+    return protocol.encode(decoded, results, model), model
 
 
 def _resolve(
-    registry: ModelRegistry, access: Access, view_args: dict[str, str], headers: HeaderLookup
+    registry: ModelRegistry, access: Access, view_args: Mapping[str, str], headers: HeaderLookup
 ) -> ServedModel:
     name, version = model_requested(access, view_args, headers)
     if name is None and access.model_from is ModelFrom.HEADER and registry.default_name is None:

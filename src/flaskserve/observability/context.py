@@ -8,18 +8,30 @@ is built, to write the access log line and count the request. Notes live on
 
 The request id lives here too: it is accepted from the client's ``X-Request-ID``
 when it is a short token of safe characters (so it can be copied into logs and
-headers verbatim), and generated otherwise.
+headers verbatim), and generated otherwise. A request served without Flask (the
+prediction lane) binds its id with :func:`bind_request_id` instead, so log
+records written while it is handled carry it just the same.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 from flask import g, has_request_context
 
-__all__ = ["REQUEST_ID_HEADER", "RequestNotes", "accept_request_id", "current_request_id", "note", "notes"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "RequestNotes",
+    "accept_request_id",
+    "bind_request_id",
+    "current_request_id",
+    "note",
+    "notes",
+    "unbind_request_id",
+]
 
 #: The header that carries the request id, in both directions.
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -28,6 +40,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _NOTES_KEY = "flaskserve_notes"
 _REQUEST_ID_KEY = "request_id"
+#: The id of a request served outside Flask's request context, in the thread (or task) serving it.
+_BOUND_REQUEST_ID: ContextVar[str | None] = ContextVar("flaskserve_request_id", default=None)
 
 
 @dataclass
@@ -96,10 +110,19 @@ def accept_request_id(given: str | None) -> str:
 def current_request_id() -> str | None:
     """The id of the request being handled, or ``None`` outside a request."""
     if not has_request_context():
-        return None
+        return _BOUND_REQUEST_ID.get()
     request_id: str | None = g.get(_REQUEST_ID_KEY)
     return request_id
 
 
 def set_request_id(request_id: str) -> None:
     g.request_id = request_id
+
+
+def bind_request_id(request_id: str) -> Token[str | None]:
+    """Make ``request_id`` current for a request served without Flask; undo with :func:`unbind_request_id`."""
+    return _BOUND_REQUEST_ID.set(request_id)
+
+
+def unbind_request_id(token: Token[str | None]) -> None:
+    _BOUND_REQUEST_ID.reset(token)

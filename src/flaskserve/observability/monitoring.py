@@ -27,7 +27,7 @@ from prometheus_client import Counter
 
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.models.served import ServedModel
-from flaskserve.observability.context import current_request_id, notes
+from flaskserve.observability.context import RequestNotes, current_request_id, notes
 from flaskserve.observability.drift.monitor import DriftMonitor
 from flaskserve.observability.drift.window import DriftWindow, RowSlots, SharedRowCounter, Slots, TimeSlots
 from flaskserve.observability.inference_log.record import InferenceRecord
@@ -37,10 +37,13 @@ from flaskserve.observability.metrics import Metrics
 from flaskserve.observability.tracker import started_at
 from flaskserve.settings import Settings
 
-__all__ = ["EXTENSION_KEY", "Monitoring", "get_monitoring", "observe_prediction"]
+__all__ = ["EXTENSION_KEY", "Exchange", "Monitoring", "get_monitoring", "observe_prediction", "queue_record"]
 
 EXTENSION_KEY = "flaskserve.monitoring"
 _EXCHANGE_KEY = "flaskserve_exchange"
+
+#: A prediction as its log record keeps it: the model, the validated matrix and the answers by method.
+Exchange = tuple[ServedModel, Any, Mapping[str, Any]]
 
 
 @dataclass
@@ -65,6 +68,13 @@ class _State:
                 flush_interval_s=self.settings.inference_log_flush_s,
             )
         return found
+
+    def observe(
+        self, model: ServedModel, matrix: npt.NDArray[Any], results: Mapping[str, Any]
+    ) -> Exchange | None:
+        """Count a prediction into the drift window; what to keep for its log record, if there is a log."""
+        self.drift.observe(model, matrix, results)
+        return (model, matrix, results) if self.dropped is not None else None
 
 
 class Monitoring:
@@ -118,39 +128,60 @@ def observe_prediction(model: ServedModel, matrix: npt.NDArray[Any], results: Ma
     state: _State | None = current_app.extensions.get(EXTENSION_KEY)
     if state is None:
         return
-    state.drift.observe(model, matrix, results)
-    if state.dropped is not None:
-        setattr(g, _EXCHANGE_KEY, (model, matrix, results))
+    exchange = state.observe(model, matrix, results)
+    if exchange is not None:
+        setattr(g, _EXCHANGE_KEY, exchange)
 
 
 def _queue_record(response: Response) -> Response:
-    said = notes()
+    queue_record(
+        get_monitoring(current_app),
+        notes(),
+        g.get(_EXCHANGE_KEY),
+        status=response.status_code,
+        started=started_at(),
+        request_id=current_request_id() or "",
+        key_name=g.get("api_key_name"),
+    )
+    return response
+
+
+def queue_record(
+    state: _State,
+    said: RequestNotes,
+    exchange: Exchange | None,
+    *,
+    status: int,
+    started: float | None,
+    request_id: str,
+    key_name: str | None,
+) -> None:
+    """Queue the log record of a prediction request, answered with ``status``, if its model is logged.
+
+    Framework-free: the Flask hook and the prediction lane pass what they know of the request.
+    """
     if said.model is None or said.protocol is None:
-        return response
-    state = get_monitoring(current_app)
-    exchange: tuple[ServedModel, Any, Mapping[str, Any]] | None = g.get(_EXCHANGE_KEY)
+        return
     model_settings = (
         exchange[0].settings if exchange is not None else state.settings.model_settings(said.model)
     )
     url = model_settings.inference_log or state.settings.inference_log
     rate = model_settings.log_sample_rate
     if url is None or (rate < 1.0 and random.random() >= rate):
-        return response
-    started = started_at()
+        return
     record = InferenceRecord(
         time=time.time(),
-        request_id=current_request_id() or "",
+        request_id=request_id,
         model=said.model,
         version=said.version or "",
         protocol=said.protocol,
         method=said.method or "",
-        status=response.status_code,
+        status=status,
         latency_ms=round((time.perf_counter() - started) * 1000, 3) if started is not None else 0.0,
-        key_name=g.get("api_key_name"),
+        key_name=key_name,
         feature_names=exchange[0].signature.feature_names if exchange is not None else (),
         inputs=exchange[1] if exchange is not None else None,
         outputs=exchange[2] if exchange is not None else None,
         redactions=model_settings.log_redact,
     )
     state.writer(url).submit(record)
-    return response

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Request, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 
 from flaskserve.errors import clip
 from flaskserve.models.registry import ModelRegistry
@@ -32,8 +33,17 @@ from flaskserve.observability.context import (
 )
 from flaskserve.observability.metrics import Metrics
 from flaskserve.web.errors import ERROR_ID_HEADER
+from flaskserve.web.header_list import MutableHeaders
 
-__all__ = ["EXTENSION_KEY", "UNKNOWN", "RequestTracker", "bounded_labels", "started_at"]
+__all__ = [
+    "EXTENSION_KEY",
+    "UNKNOWN",
+    "RequestTracker",
+    "TrackerState",
+    "bounded_labels",
+    "started_at",
+    "tracker_state",
+]
 
 EXTENSION_KEY = "flaskserve.tracker"
 #: The label value that stands for any model, version or method the server does not have.
@@ -50,14 +60,20 @@ _IN_FLIGHT_KEY = "flaskserve_in_flight"
 
 
 @dataclass
-class _TrackerState:
+class TrackerState:
+    """What the tracker keeps for one app, and the bookkeeping itself, framework-free.
+
+    The Flask hooks and the prediction lane both call :meth:`begin`, :meth:`answered`
+    and :meth:`end`, so a request is counted and logged the same way whichever served it.
+    """
+
     registry: ModelRegistry
     metrics: Metrics | None
     #: bounded_labels answers by what was asked, valid for one registry generation.
     _memo: dict[tuple[Any, ...], tuple[str, str, str]] = field(default_factory=dict)
     _memo_generation: int = -1
 
-    def labels(self, said: RequestNotes, view_args: dict[str, Any]) -> tuple[str, str, str]:
+    def labels(self, said: RequestNotes, view_args: Mapping[str, Any]) -> tuple[str, str, str]:
         """:func:`bounded_labels`, remembered: the same few answers come back on every request."""
         key = (said.model, said.version, said.method, view_args.get("name"), view_args.get("version"))
         generation = self.registry.generation
@@ -70,6 +86,74 @@ class _TrackerState:
             if len(self._memo) < _MEMO_LIMIT:
                 self._memo[key] = found
         return found
+
+    def begin(self, given_request_id: str | None) -> tuple[str, float]:
+        """The request's id (the client's, if safe to echo) and start time; counts it in flight."""
+        request_id = accept_request_id(given_request_id)
+        started = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.request_started()
+        return request_id, started
+
+    def end(self) -> None:
+        """The request has left, answered or not (the in-flight gauge never drifts upwards)."""
+        if self.metrics is not None:
+            self.metrics.request_ended()
+
+    def answered(
+        self,
+        headers: MutableHeaders,
+        status: int,
+        *,
+        request_id: str,
+        said: RequestNotes,
+        seconds: float,
+        protocol: str,
+        view_args: Mapping[str, Any],
+        client: str | None,
+        http_method: str,
+        path: str,
+        route: str | None,
+    ) -> None:
+        """Name the request in its answer's headers, count it and write its access line."""
+        headers[REQUEST_ID_HEADER] = request_id
+        if said.cache_hit is not None:
+            # Set here, for every protocol at once, from what the view noted of its prediction.
+            headers[CACHE_HEADER] = "HIT" if said.cache_hit else "MISS"
+        model, version, method = self.labels(said, view_args)
+        if self.metrics is not None:
+            self.metrics.request_answered(
+                model=model, version=version, protocol=protocol, method=method, status=status, seconds=seconds
+            )
+        if access_log.isEnabledFor(logging.INFO):
+            error_id = headers.get(ERROR_ID_HEADER) if status >= 500 else None
+            version_field = (
+                clip(said.version) if said.version is not None else _route_value(view_args, "version")
+            )
+            fields: dict[str, Any] = {
+                "request_id": request_id,
+                "client": client,
+                "http_method": http_method,
+                "path": clip(path, 200),
+                "route": route,
+                "protocol": protocol,
+                "model": clip(said.model) if said.model is not None else _route_value(view_args, "name"),
+                "version": version_field,
+                "method": said.method,
+                "status": status,
+                "rows": said.rows,
+                "latency_ms": round(seconds * 1000, 3),
+                "cache_hit": said.cache_hit,
+                "batch_rows": said.batch_rows,
+                "error_id": error_id,
+            }
+            _log_access(fields, status)
+
+
+def tracker_state(app: Flask) -> TrackerState:
+    """The tracker of ``app`` (installed by :class:`RequestTracker`)."""
+    state: TrackerState = app.extensions[EXTENSION_KEY]
+    return state
 
 
 class RequestTracker:
@@ -91,7 +175,7 @@ class RequestTracker:
             self.init_app(app, registry=registry, metrics=metrics)
 
     def init_app(self, app: Flask, *, registry: ModelRegistry, metrics: Metrics | None = None) -> None:
-        app.extensions[EXTENSION_KEY] = _TrackerState(registry=registry, metrics=metrics)
+        app.extensions[EXTENSION_KEY] = TrackerState(registry=registry, metrics=metrics)
         # Other extensions' before_request hooks may refuse the request (401, 429);
         # going first means even those responses carry an id and are timed.
         app.before_request_funcs.setdefault(None, []).insert(0, _begin)
@@ -102,7 +186,7 @@ class RequestTracker:
 
 
 def bounded_labels(
-    registry: ModelRegistry, said: RequestNotes, view_args: dict[str, Any]
+    registry: ModelRegistry, said: RequestNotes, view_args: Mapping[str, Any]
 ) -> tuple[str, str, str]:
     """Model, version and method label values that only the server's own models can produce.
 
@@ -138,99 +222,61 @@ def started_at() -> float | None:
     return started
 
 
-def _state() -> _TrackerState:
-    state: _TrackerState = current_app.extensions[EXTENSION_KEY]
+def _state() -> TrackerState:
+    state: TrackerState = current_app.extensions[EXTENSION_KEY]
     return state
 
 
 def _begin() -> None:
-    set_request_id(accept_request_id(request.headers.get(REQUEST_ID_HEADER)))
-    setattr(g, _STARTED_KEY, time.perf_counter())
-    metrics = _state().metrics
-    if metrics is not None:
-        metrics.request_started()
-        setattr(g, _IN_FLIGHT_KEY, True)
+    request_id, started = _state().begin(request.headers.get(REQUEST_ID_HEADER))
+    set_request_id(request_id)
+    setattr(g, _STARTED_KEY, started)
+    setattr(g, _IN_FLIGHT_KEY, True)
 
 
 def _finish(response: Response) -> Response:
     # One lookup of each context-local: every proxy access costs a context-variable walk.
     req = request._get_current_object()  # type: ignore[attr-defined]
-    state = _state()
     request_id = current_request_id()
     if request_id is None:
         # Only when something failed before this extension's first hook ran.
         request_id = accept_request_id(None)
         set_request_id(request_id)
-    response.headers[REQUEST_ID_HEADER] = request_id
-
     said = notes()
-    if said.cache_hit is not None:
-        # Set here, for every protocol at once, from what the view noted of its prediction.
-        response.headers[CACHE_HEADER] = "HIT" if said.cache_hit else "MISS"
-
     started: float | None = g.get(_STARTED_KEY)
-    seconds = time.perf_counter() - started if started is not None else 0.0
-    protocol = said.protocol or req.blueprint or "none"
-    view_args = req.view_args or {}
-    model, version, method = state.labels(said, view_args)
-    if state.metrics is not None:
-        state.metrics.request_answered(
-            model=model,
-            version=version,
-            protocol=protocol,
-            method=method,
-            status=response.status_code,
-            seconds=seconds,
-        )
-    if access_log.isEnabledFor(logging.INFO):
-        _log_access(req, response, request_id, protocol, said, seconds, view_args)
+    rule = req.url_rule
+    _state().answered(
+        response.headers,
+        response.status_code,
+        request_id=request_id,
+        said=said,
+        seconds=time.perf_counter() - started if started is not None else 0.0,
+        protocol=said.protocol or req.blueprint or "none",
+        view_args=req.view_args or {},
+        client=req.remote_addr,
+        http_method=req.method,
+        path=req.path,
+        route=rule.rule if rule is not None else None,
+    )
     return response
 
 
 def _teardown(error: BaseException | None) -> None:
     # Runs even when the response could not be built, so the gauge never drifts upwards.
     if g.pop(_IN_FLIGHT_KEY, False):
-        metrics = _state().metrics
-        if metrics is not None:
-            metrics.request_ended()
+        _state().end()
 
 
-def _log_access(
-    req: Request,
-    response: Response,
-    request_id: str,
-    protocol: str,
-    said: RequestNotes,
-    seconds: float,
-    view_args: dict[str, Any],
-) -> None:
-    rule = req.url_rule
-    fields: dict[str, Any] = {
-        "request_id": request_id,
-        "client": req.remote_addr,
-        "http_method": req.method,
-        "path": clip(req.path, 200),
-        "route": rule.rule if rule is not None else None,
-        "protocol": protocol,
-        "model": clip(said.model) if said.model is not None else _route_value(view_args, "name"),
-        "version": clip(said.version) if said.version is not None else _route_value(view_args, "version"),
-        "method": said.method,
-        "status": response.status_code,
-        "rows": said.rows,
-        "latency_ms": round(seconds * 1000, 3),
-        "cache_hit": said.cache_hit,
-        "batch_rows": said.batch_rows,
-        "error_id": response.headers.get(ERROR_ID_HEADER) if response.status_code >= 500 else None,
-    }
+def _log_access(fields: dict[str, Any], status: int) -> None:
     # Absent facts are left out rather than logged as null, to keep lines short.
     extra = {key: value for key, value in fields.items() if value is not None}
-    level = logging.ERROR if response.status_code >= 500 else logging.INFO
+    level = logging.ERROR if status >= 500 else logging.INFO
     # Built directly rather than through access_log.log(): that path walks the stack to
     # find the caller's file and line, which an access line never shows, on every request.
     record = access_log.makeRecord(access_log.name, level, __file__, 0, "request", (), None, extra=extra)
     access_log.handle(record)
 
 
-def _route_value(view_args: dict[str, Any], key: str) -> str | None:
+def _route_value(view_args: Mapping[str, Any], key: str) -> str | None:
     value = view_args.get(key)
     return clip(str(value)) if value is not None else None

@@ -20,17 +20,18 @@ logs; read it with ``g.get("api_key_name")``, as it is unset on open routes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, current_app, g, request
 
-from flaskserve.access import Scope, required_scope
+from flaskserve.access import Access, HeaderLookup, Scope, required_scope
 from flaskserve.errors import Forbidden, Unauthorized
 from flaskserve.security.keys import ApiKey, KeyStore
 from flaskserve.web.routing import declared_access
 
-__all__ = ["API_KEY_HEADER", "EXTENSION_KEY", "ApiKeyAuth"]
+__all__ = ["API_KEY_HEADER", "EXTENSION_KEY", "ApiKeyAuth", "AuthPolicy", "auth_policy"]
 
 log = logging.getLogger("flaskserve.security")
 
@@ -44,9 +45,40 @@ _INVALID_CHALLENGE = 'Bearer realm="flaskserve", error="invalid_token"'
 
 
 @dataclass(frozen=True)
-class _AuthState:
+class AuthPolicy:
+    """The keys of one app and how a route's declared access is checked against them.
+
+    Framework-free: :meth:`check` takes the request's method, route variables and
+    headers as plain values, so the Flask hook and the prediction lane run the one check.
+    """
+
     store: KeyStore
     default_model: Callable[[], str | None] | None
+
+    def check(
+        self, access: Access | None, method: str, view_args: Mapping[str, Any], headers: HeaderLookup
+    ) -> ApiKey | None:
+        """The key that may call a route declared with ``access``; ``None`` when none is needed.
+
+        Raises :class:`~flaskserve.errors.Unauthorized` or :class:`~flaskserve.errors.Forbidden`.
+        """
+        if len(self.store) == 0:
+            return None
+        scope = required_scope(access, method, view_args, headers)
+        if scope.name == "open":
+            return None
+        key = verified_key(self.store, headers)
+        if scope.name == "predict" and scope.model is None and self.default_model is not None:
+            scope = Scope("predict", self.default_model())
+        if not key.allows(scope.name, scope.model):
+            raise Forbidden(f"the API key {key.name!r} may not use this route: it needs {_describe(scope)}")
+        return key
+
+
+def auth_policy(app: Flask) -> AuthPolicy | None:
+    """The policy :class:`ApiKeyAuth` installed on ``app``, if it did."""
+    policy: AuthPolicy | None = app.extensions.get(EXTENSION_KEY)
+    return policy
 
 
 class ApiKeyAuth:
@@ -77,7 +109,7 @@ class ApiKeyAuth:
         *,
         default_model: Callable[[], str | None] | None = None,
     ) -> None:
-        app.extensions[EXTENSION_KEY] = _AuthState(store=store, default_model=default_model)
+        app.extensions[EXTENSION_KEY] = AuthPolicy(store=store, default_model=default_model)
         app.before_request(_authenticate)
         if len(store) == 0:
             log.warning(
@@ -89,26 +121,22 @@ class ApiKeyAuth:
 
 
 def _authenticate() -> None:
-    state: _AuthState = current_app.extensions[EXTENSION_KEY]
-    if len(state.store) == 0:
+    policy: AuthPolicy = current_app.extensions[EXTENSION_KEY]
+    if len(policy.store) == 0:
         return
     rule = request.url_rule
     if rule is None:
         # No route matched: a valid key of any scope lets Flask answer 404 or 405.
-        _verified_key(state.store)
-        return
-    scope = required_scope(declared_access(rule), request.method, request.view_args or {}, request.headers)
-    if scope.name == "open":
-        return
-    key = _verified_key(state.store)
-    if scope.name == "predict" and scope.model is None and state.default_model is not None:
-        scope = Scope("predict", state.default_model())
-    if not key.allows(scope.name, scope.model):
-        raise Forbidden(f"the API key {key.name!r} may not use this route: it needs {_describe(scope)}")
+        key: ApiKey | None = verified_key(policy.store, request.headers)
+    else:
+        key = policy.check(declared_access(rule), request.method, request.view_args or {}, request.headers)
+    if key is not None:
+        g.api_key_name = key.name
 
 
-def _verified_key(store: KeyStore) -> ApiKey:
-    presented = _presented_key()
+def verified_key(store: KeyStore, headers: HeaderLookup) -> ApiKey:
+    """The valid key the request presents; :class:`~flaskserve.errors.Unauthorized` without one."""
+    presented = _presented_key(headers)
     if presented is None:
         raise Unauthorized(headers={"WWW-Authenticate": _CHALLENGE})
     key = store.verify(presented)
@@ -117,16 +145,15 @@ def _verified_key(store: KeyStore) -> ApiKey:
             "the API key is not valid: check it, or ask for a new one",
             headers={"WWW-Authenticate": _INVALID_CHALLENGE},
         )
-    g.api_key_name = key.name
     return key
 
 
-def _presented_key() -> str | None:
-    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+def _presented_key(headers: HeaderLookup) -> str | None:
+    scheme, _, credentials = (headers.get("Authorization") or "").strip().partition(" ")
     # Auth schemes are case-insensitive (RFC 9110, section 11.1).
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return request.headers.get(API_KEY_HEADER, "").strip() or None
+    return (headers.get(API_KEY_HEADER) or "").strip() or None
 
 
 def _describe(scope: Scope) -> str:

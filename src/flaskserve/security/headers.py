@@ -20,9 +20,17 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
+from flaskserve.web.header_list import MutableHeaders
 from flaskserve.web.routing import declared_access
 
-__all__ = ["DEFAULT_CONTENT_SECURITY_POLICY", "DEFAULT_HSTS_MAX_AGE", "EXTENSION_KEY", "SecurityHeaders"]
+__all__ = [
+    "DEFAULT_CONTENT_SECURITY_POLICY",
+    "DEFAULT_HSTS_MAX_AGE",
+    "EXTENSION_KEY",
+    "HeaderPolicy",
+    "SecurityHeaders",
+    "header_policy",
+]
 
 EXTENSION_KEY = "flaskserve.security_headers"
 
@@ -38,9 +46,27 @@ DEFAULT_HSTS_MAX_AGE = 365 * 24 * 60 * 60
 
 
 @dataclass(frozen=True)
-class _HeaderPolicy:
+class HeaderPolicy:
+    """The security headers of one app; :meth:`apply` adds them to any answer's headers."""
+
     hsts: str | None
     content_security_policy: str
+
+    def apply(self, headers: MutableHeaders, *, prediction: bool, mimetype: str | None) -> None:
+        """Add the headers to an answer of a prediction route or not, with the body's media type."""
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        if prediction:
+            headers["Cache-Control"] = "no-store"
+        if self.hsts is not None:
+            headers.setdefault("Strict-Transport-Security", self.hsts)
+        if mimetype == "text/html":
+            headers.setdefault("Content-Security-Policy", self.content_security_policy)
+
+
+def header_policy(app: Flask) -> HeaderPolicy | None:
+    """The policy :class:`SecurityHeaders` installed on ``app``, if it did."""
+    policy: HeaderPolicy | None = app.extensions.get(EXTENSION_KEY)
+    return policy
 
 
 class SecurityHeaders:
@@ -71,7 +97,7 @@ class SecurityHeaders:
         hsts_max_age: int = DEFAULT_HSTS_MAX_AGE,
         content_security_policy: str = DEFAULT_CONTENT_SECURITY_POLICY,
     ) -> None:
-        app.extensions[EXTENSION_KEY] = _HeaderPolicy(
+        app.extensions[EXTENSION_KEY] = HeaderPolicy(
             hsts=f"max-age={hsts_max_age}" if tls else None,
             content_security_policy=content_security_policy,
         )
@@ -79,15 +105,8 @@ class SecurityHeaders:
 
 
 def _add_headers(response: Response) -> Response:
-    policy: _HeaderPolicy = current_app.extensions[EXTENSION_KEY]
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    if _is_prediction():
-        headers["Cache-Control"] = "no-store"
-    if policy.hsts is not None:
-        headers.setdefault("Strict-Transport-Security", policy.hsts)
-    if response.mimetype == "text/html":
-        headers.setdefault("Content-Security-Policy", policy.content_security_policy)
+    policy: HeaderPolicy = current_app.extensions[EXTENSION_KEY]
+    policy.apply(response.headers, prediction=_is_prediction(), mimetype=response.mimetype)
     return response
 
 

@@ -1,9 +1,10 @@
 """Request bodies in, JSON answers out: the one reader every route that takes a body uses.
 
-Every route that reads a body calls :func:`read_body`, so every limit holds on
-every route: the declared size (Werkzeug answers 413 for a ``Content-Length``
-over ``MAX_CONTENT_LENGTH``), the size of a chunked body (refused, never cut),
-and the encoding (compressed bodies are refused rather than parsed as garbage).
+Every route that reads a body calls :func:`read_body` (the prediction lane, which
+has no Flask request, :func:`read_declared_body`), so every limit holds on every
+route: the declared size (Werkzeug answers 413 for a ``Content-Length`` over
+``MAX_CONTENT_LENGTH``), the size of a chunked body (refused, never cut), and the
+encoding (compressed bodies are refused rather than parsed as garbage).
 
 A request refused before its body is read (an unknown model, a bad key, a wrong
 media type, a declared size over the limit) leaves that body unread. granian then
@@ -18,22 +19,30 @@ already holds (:mod:`flaskserve.serving.gthread`).
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from flask import Flask, Request, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 from flaskserve.access import MODEL_NAME_HEADER, MODEL_VERSION_HEADER
 from flaskserve.errors import PayloadTooLarge, UnsupportedMediaType
 from flaskserve.models.served import ServedModel
 from flaskserve.protocols.payload import decode_json, encode_json, is_json_mimetype
+from flaskserve.web.header_list import MutableHeaders
 
 __all__ = [
     "close_if_body_unread",
     "current_request",
     "init_app",
     "json_response",
+    "must_close",
+    "name_model",
     "read_body",
+    "read_declared_body",
     "read_optional_json",
+    "refuse_compressed",
     "set_model_headers",
 ]
 
@@ -61,14 +70,36 @@ def read_body(req: Request | None = None) -> bytes:
     ``req`` is the current request unless given.
     """
     req = req if req is not None else current_request()
-    encoding = req.environ.get("HTTP_CONTENT_ENCODING")
-    if encoding is not None and encoding.strip().lower() not in ("", _IDENTITY):
-        raise UnsupportedMediaType("compressed request bodies are not accepted; send the body uncompressed")
+    refuse_compressed(req.environ)
     body = req.get_data(cache=False)
     limit = req.max_content_length
     if limit is not None and req.content_length is None and len(body) >= limit:
         raise PayloadTooLarge()
     req.environ[_BODY_READ] = True
+    return body
+
+
+def refuse_compressed(environ: MutableMapping[str, Any]) -> None:
+    """Refuse a compressed body: parsed as it came, it would be garbage, or a decompression bomb."""
+    encoding = environ.get("HTTP_CONTENT_ENCODING")
+    if encoding is not None and encoding.strip().lower() not in ("", _IDENTITY):
+        raise UnsupportedMediaType("compressed request bodies are not accepted; send the body uncompressed")
+
+
+def read_declared_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The body of a request that declares its ``Content-Length``, read from the WSGI environ itself.
+
+    For code that serves a request without a Flask request (the prediction lane):
+    Werkzeug's own input stream, which answers 413 for a declared size over
+    ``limit`` before reading a byte, and the same encoding rule as :func:`read_body`.
+    A body without ``Content-Length`` (chunked) is left to :func:`read_body`.
+    """
+    refuse_compressed(environ)
+    try:
+        body = get_input_stream(environ, max_content_length=limit).read()
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge() from None
+    environ[_BODY_READ] = True
     return body
 
 
@@ -88,15 +119,17 @@ def close_if_body_unread(response: Response) -> Response:
     reads it before it can succeed, and the request proxy this needs cost about
     ten times the status check on every answer (docs/reliability.md, "Soak").
     """
-    if response.status_code < 400:
-        return response
-    environ = request.environ
-    if _BODY_READ in environ:
-        return response
-    length = environ.get("CONTENT_LENGTH")
-    if (length and length != "0") or "HTTP_TRANSFER_ENCODING" in environ:
+    if response.status_code >= 400 and must_close(request.environ):
         response.headers["Connection"] = "close"
     return response
+
+
+def must_close(environ: MutableMapping[str, Any]) -> bool:
+    """Whether a refused request declared a body that was never read (see :func:`close_if_body_unread`)."""
+    if _BODY_READ in environ:
+        return False
+    length = environ.get("CONTENT_LENGTH")
+    return bool(length and length != "0") or "HTTP_TRANSFER_ENCODING" in environ
 
 
 def read_optional_json(max_depth: int, absent: Any = None) -> Any:
@@ -117,9 +150,14 @@ def read_optional_json(max_depth: int, absent: Any = None) -> Any:
 
 def set_model_headers(response: Response, model: ServedModel) -> Response:
     """Name the model version that answered, on every protocol's answer."""
-    response.headers[MODEL_NAME_HEADER] = model.name
-    response.headers[MODEL_VERSION_HEADER] = model.version
+    name_model(response.headers, model)
     return response
+
+
+def name_model(headers: MutableHeaders, model: ServedModel) -> None:
+    """:func:`set_model_headers` on an answer's headers alone."""
+    headers[MODEL_NAME_HEADER] = model.name
+    headers[MODEL_VERSION_HEADER] = model.version
 
 
 def json_response(document: Any, status: int = 200, model: ServedModel | None = None) -> Response:
