@@ -11,15 +11,24 @@ The index is a brute-force ``NearestNeighbors`` (exact, and nothing but arrays
 to store, so skops loads it without extra trust) with the standardised item
 vectors beside it, in one skops file next to ``model.py``.
 
+The served input is an item id, and there are no past requests to learn from,
+so the reference profile that ``flaskserve profile`` writes beside the model
+describes the catalogue asked about evenly: every item id once. Drift on
+``/models/wines/monitoring`` then says how far the requests have gathered on
+part of the catalogue (a few best-sellers, a new range of ids) rather than
+spreading over it.
+
 Run from this folder::
 
-    python train.py            # writes models/wines/1/{model.py, index.skops}
+    python train.py            # writes models/wines/1/{model.py, index.skops, reference.json}
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +64,37 @@ def save(index: dict[str, Any], repository: Path) -> Path:
     return folder
 
 
+def profile(folder: Path, items: int) -> Path:
+    """Write the reference profile beside the model in ``folder``, with ``flaskserve profile``.
+
+    The command is the one a shell would run, called in this process, on a CSV of
+    the model's one column, ``item_id``: each of the ``items`` ids once.
+    ``model.py`` runs code when it loads, so the command is given ``--allow-code``,
+    as the server is.
+    """
+    from flaskserve.cli import main as flaskserve
+
+    with tempfile.TemporaryDirectory() as scratch:
+        data = Path(scratch) / "items.csv"
+        with data.open("w", encoding="utf-8", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["item_id"])
+            writer.writerows([item] for item in range(items))
+        config = str(HERE / "flaskserve.toml")
+        flaskserve(
+            ["profile", str(folder / "model.py"), "--data", str(data), "--config", config, "--allow-code"],
+            standalone_mode=False,
+        )
+    return folder / "reference.json"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "models", help="repository folder to write")
     args = parser.parse_args(argv)
     features, _, _ = load_catalogue()
     folder = save(build_index(features), args.out)
+    profile(folder, len(features))
     print(f"indexed {len(features)} wines; saved {folder}")
 
 

@@ -93,6 +93,16 @@ def scrape(server: RunningServer) -> str:
     return requests.get(server.url + "/metrics", timeout=10, headers={"Connection": "close"}).text
 
 
+def rows_counted(server: RunningServer) -> float:
+    """Rows the workers have counted into the drift window (each counts what it holds every half second)."""
+    return samples(scrape(server), "flaskserve_drift_rows_counted_total").get(labels(), 0.0)
+
+
+def wait_until_counted(server: RunningServer, rows: int) -> None:
+    """Wait until both workers have counted ``rows`` rows in all: a scrape counts only the answering one's."""
+    wait_for(lambda: rows_counted(server) == rows, 10, f"{rows} rows were counted into the drift window")
+
+
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -115,6 +125,7 @@ def test_every_request_is_logged_once_and_drift_is_summed_over_both_workers(
 
     assert statuses == [200] * len(frame)
     assert len(workers_that_answered(server, tag)) == 2
+    wait_until_counted(server, len(frame))
     text = scrape(server)
     assert samples(text, "flaskserve_drift_window_rows") == {labels(model="iris", version="1"): len(frame)}
     psi = {
@@ -201,10 +212,13 @@ def test_a_window_of_the_last_rows_is_exact_across_workers_and_a_graceful_stop_f
     shifted["petal_length"] += 2 * frame["petal_length"].std()
 
     assert send_rows(server, training.to_dict("records"), "training") == [200] * 40
-    # 40 rows: the window is slots 1 to 10, rows 4 to 39, whichever worker counted them.
+    wait_until_counted(server, 40)
+    # 40 rows: the window is slots 1 to 10, rows 4 to 39, whichever worker counted them. The shifted
+    # rows are sent once every training row is counted, so they take positions 40 to 75.
     assert server.get("/models/iris/monitoring").json()["versions"][0]["window_rows"] == 36
     assert send_rows(server, shifted.to_dict("records"), "shifted") == [200] * 36
     assert len(workers_that_answered(server, "shifted")) == 2
+    wait_until_counted(server, 76)
 
     # 76 rows: slots 10 to 19, rows 40 to 75, that is the 36 shifted rows and nothing else.
     answer = server.get("/models/iris/monitoring").json()

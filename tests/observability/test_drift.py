@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 from flaskserve import testing
 from flaskserve.app import create_app
 from flaskserve.cli import main
+from flaskserve.observability.drift.monitor import DriftMonitor
 from flaskserve.observability.drift.profile import REFERENCE_FILE, profile_column
 from flaskserve.observability.drift.statistics import band, jensen_shannon, kolmogorov_smirnov, psi
 from flaskserve.observability.drift.window import (
@@ -24,7 +26,10 @@ from flaskserve.observability.drift.window import (
     RowSlots,
     SharedRowCounter,
     TimeSlots,
+    WindowCounts,
 )
+from flaskserve.observability.monitoring import get_monitoring
+from flaskserve.runtime import get_runtime
 from flaskserve.settings import load_settings
 from metrics_text import labels, samples
 
@@ -163,6 +168,79 @@ def test_profile_wants_one_model(diabetes_repository: Path, tmp_path: Path) -> N
     assert "holds 2 model versions" in result.output
 
 
+def test_a_worker_counts_the_rows_it_holds_within_the_flush_interval_without_being_asked(
+    diabetes_repository: Path, tmp_path: Path
+) -> None:
+    profile(diabetes_repository / "diabetes", tmp_path / "diabetes.csv")
+    app = create_app(load_settings(None, model_path=diabetes_repository))
+    send(app.test_client(), training_rows().iloc[:120])
+    window = get_monitoring(app).drift.window
+
+    # Read from the shared window itself, which (unlike a scrape) does not count what is held first.
+    deadline = time.monotonic() + 10
+    while window.read().get(("diabetes", "1"), WindowCounts()).rows < 120:
+        assert time.monotonic() < deadline, "the held rows were not counted by the flush thread"
+        time.sleep(0.05)
+    assert window.read()[("diabetes", "1")].rows == 120
+
+
+def test_rows_past_the_held_limit_are_dropped_and_counted_not_waited_for(
+    diabetes_repository: Path, tmp_path: Path
+) -> None:
+    profile(diabetes_repository / "diabetes", tmp_path / "diabetes.csv")
+    app = create_app(load_settings(None, model_path=diabetes_repository))
+    model = get_runtime(app).registry.resolve("diabetes", None)
+    dropped: list[int] = []
+    # No flush thread in sight for an hour: what is held stays held until asked.
+    monitor = DriftMonitor(
+        get_runtime(app).registry,
+        DriftWindow(TimeSlots(900.0)),
+        dropped=dropped.append,
+        flush_interval_s=3600.0,
+        max_held_rows=25,
+    )
+    rows = training_rows().to_numpy()
+    for start in (0, 10, 20):
+        monitor.observe(model, rows[start : start + 10], {})
+
+    assert dropped == [10]
+    assert [version["window_rows"] for version in monitor.report("diabetes")] == [20]
+
+
+def _rows_a_forked_worker_counts(monitor: DriftMonitor, model: Any, rows: Any, answer: Any) -> None:
+    """In the child: the window's rows after a flush, and after one prediction of its own and a flush."""
+    monitor.flush()
+    before = monitor.window.read().get(("diabetes", "1"), WindowCounts()).rows
+    monitor.observe(model, rows, {})
+    monitor.flush()
+    answer.send((before, monitor.window.read()[("diabetes", "1")].rows))
+
+
+def test_a_forked_worker_counts_its_own_rows_not_those_its_parent_held(
+    diabetes_repository: Path, tmp_path: Path
+) -> None:
+    import multiprocessing
+
+    profile(diabetes_repository / "diabetes", tmp_path / "diabetes.csv")
+    app = create_app(load_settings(None, model_path=diabetes_repository))
+    registry = get_runtime(app).registry
+    model = registry.resolve("diabetes", None)
+    monitor = DriftMonitor(registry, DriftWindow(TimeSlots(900.0)), flush_interval_s=3600.0)
+    rows = training_rows().to_numpy()
+    monitor.observe(model, rows[:10], {})
+
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_rows_a_forked_worker_counts, args=(monitor, model, rows[:3], send))
+    child.start()
+    child.join(30)
+
+    assert child.exitcode == 0
+    assert receive.recv() == (0, 3)
+    monitor.flush()
+    assert monitor.window.read()[("diabetes", "1")].rows == 10
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -171,19 +249,33 @@ class FakeClock:
         return self.now
 
 
+def count_rows(window: DriftWindow, version: str, cells: list[tuple[str, int]]) -> None:
+    """Count ``rows`` rows of feature ``x`` into bin ``b`` for each ``(b, rows)``, each row into its slot."""
+    for position, rows in cells:
+        slots = window.slots.take("m", version, rows)
+        for slot in np.unique(slots).tolist():
+            taken = int(np.count_nonzero(slots == slot))
+            window.add("m", version, slot, taken, [(("input", "x", position), taken)])
+
+
 def test_the_window_forgets_rows_older_than_its_length() -> None:
     clock = FakeClock()
     window = DriftWindow(TimeSlots(100.0, clock=clock))
     # Two rows: one in bin 1, one in the last bin and beyond the training maximum.
+    slot = int(window.slots.take("m", "1", 2)[0])
     window.add(
-        "m", "1", 2, [(("input", "x", "1"), 1), (("input", "x", "11"), 1), (("input", "x", OUTSIDE), 1)]
+        "m",
+        "1",
+        slot,
+        2,
+        [(("input", "x", "1"), 1), (("input", "x", "11"), 1), (("input", "x", OUTSIDE), 1)],
     )
     assert window.read()[("m", "1")].rows == 2
     assert window.read()[("m", "1")].outside[("input", "x")] == 1
     assert window.read()[("m", "1")].counts("input", "x", 12).tolist() == [0, 1] + [0] * 9 + [1]
 
     clock.now += 100.0 * (SLOTS - 1) / SLOTS
-    window.add("m", "1", 1, [(("input", "x", "1"), 1)])
+    count_rows(window, "1", [("1", 1)])
     assert window.read()[("m", "1")].rows == 3
 
     clock.now += 100.0 / SLOTS
@@ -194,17 +286,20 @@ def test_the_window_forgets_rows_older_than_its_length() -> None:
 
 def test_a_row_window_holds_the_last_n_rows_whatever_the_time() -> None:
     window = DriftWindow(RowSlots(100, SharedRowCounter()))
-    for _ in range(95):
-        window.add("m", "1", 1, [(("input", "x", "1"), 1)])
+    count_rows(window, "1", [("1", 1)] * 95)
     assert window.read()[("m", "1")].rows == 95
     # 3 requests of 5 rows: the window moves on by whole slots of 10 rows, keeping 90 to 100 of the last.
-    for _ in range(3):
-        window.add("m", "1", 5, [(("input", "x", "2"), 5)])
+    count_rows(window, "1", [("2", 5)] * 3)
     found = window.read()[("m", "1")]
     assert found.rows == 90 + 110 % 10
     assert found.counts("input", "x", 3).tolist() == [0, 75, 15]
+    # Each row takes its own slot: 17 rows at once from position 110 fill slot 11 and 7 rows of slot 12.
+    count_rows(window, "1", [("2", 17)])
+    found = window.read()[("m", "1")]
+    assert found.rows == 97
+    assert found.counts("input", "x", 3).tolist() == [0, 65, 32]
     # Another version has its own count.
-    window.add("m", "2", 1, [(("input", "x", "1"), 1)])
+    count_rows(window, "2", [("1", 1)])
     assert window.read()[("m", "2")].rows == 1
 
 
@@ -303,11 +398,48 @@ def test_much_longer_texts_drift_in_length(
     intents_repository: Path, intents_data: tuple[list[str], list[str]]
 ) -> None:
     texts, _ = intents_data
-    # The same words, four messages run together: longer, and no less known.
+    # Four training messages run together: longer. (Their words are all known, more so than in new
+    # messages, against which the training texts' hits are profiled: that measure may move too.)
     longer = [" ".join(texts[i : i + 4]) for i in range(0, 200, 4)] * 2
     by_feature = text_psi(intents_repository, longer)
     assert by_feature["text:length"] > 0.25
-    assert by_feature["text:vocabulary_hits"] < 0.1
+
+
+def test_new_messages_like_the_training_ones_do_not_drift_in_vocabulary_on_a_small_training_set(
+    tmp_path: Path, intents_data: tuple[list[str], list[str]]
+) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    texts, intents = intents_data
+    order = np.random.default_rng(0).permutation(len(texts))
+    trained, new = order[:150], order[150:]
+    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2)), LogisticRegression(max_iter=1000))
+    model.fit([texts[i] for i in trained], [intents[i] for i in trained])
+    root = testing.write_repository(tmp_path / "models", {"intents": {"1": (model, ".skops")}})
+    pd.DataFrame({"text": [texts[i] for i in trained]}).to_csv(tmp_path / "intents.csv", index=False)
+    profile(root / "intents", tmp_path / "intents.csv")
+
+    # 50 messages the model never saw, written like the 150 it learnt from: half of them hold a word
+    # none of the 150 has, as half of the 150 hold a word no other of them has.
+    by_feature = text_psi(root, [texts[i] for i in new])
+    assert by_feature["text:vocabulary_hits"] < 0.25, by_feature
+
+
+def test_a_word_of_one_training_text_is_a_miss_in_that_text_and_a_hit_in_any_other() -> None:
+    from flaskserve.observability.drift.text import profile_texts
+
+    texts = ["the parcel is late", "where is the parcel", "late again"]
+    profiled = profile_texts("message", texts, estimator=object())
+    assert set(profiled.seen_once) == {"where", "again"}
+    measured = profiled.measure(["where is the parcel", "where is it", "late again", "again late"])
+    # Scored as profiled: the training text itself misses its own rare word...
+    assert measured[:, 1].tolist()[0] == pytest.approx(3 / 4)
+    assert measured[:, 1].tolist()[2] == pytest.approx(1 / 2)
+    # ...which any other text has seen in training.
+    assert measured[:, 1].tolist()[1] == pytest.approx(2 / 3)
+    assert measured[:, 1].tolist()[3] == pytest.approx(1.0)
 
 
 def test_words_outside_the_vocabulary_drift_in_vocabulary_hits(

@@ -81,4 +81,3 @@ def test_the_example_ships_a_profile_and_gibberish_drifts_in_vocabulary(reposito
     second = client.get("/models/intents/monitoring").get_json()["versions"][0]
     hits = next(f for f in second["features"] if f["feature"] == "text:vocabulary_hits")
     assert hits["band"] == "major"
-    assert hits["out_of_range"] == 0.5

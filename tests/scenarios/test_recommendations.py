@@ -19,7 +19,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train = load_example("recommendations", "train")
     folder = tmp_path_factory.mktemp("recommendations")
     features, _, _ = train.load_catalogue()
-    train.save(train.build_index(features), folder)
+    train.profile(train.save(train.build_index(features), folder), len(features))
     return folder
 
 
@@ -50,6 +50,24 @@ def test_recommendations_share_the_items_cultivar_far_more_than_chance(client: F
     chance = float(((np.bincount(cultivars) / len(cultivars)) ** 2).sum())  # about 0.34
     assert same >= 0.85
     assert same > 2 * chance
+
+
+def test_requests_gathered_on_a_few_items_drift_from_the_catalogue_asked_evenly(repository: Path) -> None:
+    client = create_app(example_settings("recommendations", repository, allow_code=True)).test_client()
+    every_item = [{"item_id": i} for i in range(178)]
+    assert client.post("/predict", json={"instances": every_item}).status_code == 200
+    (version,) = client.get("/models/wines/monitoring").get_json()["versions"]
+    assert version["profiled"] is True
+    (item,) = [f for f in version["features"] if f["role"] == "input"]
+    assert item["band"] == "stable"
+
+    # As many requests again, all about the first three wines.
+    popular = [{"item_id": i % 3} for i in range(178)]
+    assert client.post("/predict", json={"instances": popular}).status_code == 200
+    (version,) = client.get("/models/wines/monitoring").get_json()["versions"]
+    (item,) = [f for f in version["features"] if f["role"] == "input"]
+    assert version["window_rows"] == 356
+    assert item["band"] == "major"
 
 
 def test_an_unknown_item_is_a_400_that_names_it(client: FlaskClient) -> None:

@@ -42,9 +42,11 @@ feature_drift_psi, _ks, _js            gauge      model, version, role, feature
 feature_out_of_range_ratio             gauge      model, version, role, feature
 feature_missing_ratio                  gauge      model, version, role, feature
 drift_window_rows                      gauge      model, version
+drift_rows_counted_total               counter    (none)
+drift_rows_dropped_total               counter    (none)
 =====================================  =========  ==========================================
 
-The inference log's counters are made by :mod:`flaskserve.observability.monitoring`
+The inference log's and drift's counters are made by :mod:`flaskserve.observability.monitoring`
 in this registry; the drift gauges are computed at scrape time by
 :mod:`flaskserve.observability.drift.monitor` from counts kept under
 :data:`INTERNAL_PREFIX`, which are never exposed themselves.

@@ -2,11 +2,12 @@
 
 A Flask extension: ``Monitoring().init_app(app, settings, registry, metrics)``.
 The prediction edge calls :func:`observe_prediction` once per request with the
-validated matrix and the answers, which counts them into the drift window and
-keeps them for the log record; an ``after_request`` hook then queues the record
-with the status and latency the client gets, on every prediction route (a
-request that failed after its model was resolved is logged too, without
-outputs). Nothing is done for routes that predict nothing.
+validated matrix and the answers, which hands them to the drift monitor (it
+counts them later, in bulk, off the request) and keeps them for the log record;
+an ``after_request`` hook then queues the record with the status and latency the
+client gets, on every prediction route (a request that failed after its model
+was resolved is logged too, without outputs). Nothing is done for routes that
+predict nothing.
 
 Which URL a model's records go to and how they are sampled and redacted are
 per-model settings (``inference_log``, ``log_sample_rate``, ``log_redact``) over
@@ -28,7 +29,7 @@ from prometheus_client import Counter
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.models.served import ServedModel
 from flaskserve.observability.context import RequestNotes, current_request_id, notes
-from flaskserve.observability.drift.monitor import DriftMonitor
+from flaskserve.observability.drift.monitor import FLUSH_INTERVAL_S, DriftMonitor
 from flaskserve.observability.drift.window import DriftWindow, RowSlots, SharedRowCounter, Slots, TimeSlots
 from flaskserve.observability.inference_log.record import InferenceRecord
 from flaskserve.observability.inference_log.sinks import check_url, sink_factory
@@ -87,7 +88,19 @@ class Monitoring:
             else RowSlots(settings.drift_window_rows, SharedRowCounter(metrics.multiprocess_dir))
         )
         window = DriftWindow(slots, multiprocess_dir=metrics.multiprocess_dir)
-        state = _State(settings=settings, drift=DriftMonitor(registry, window))
+        counted = Counter(
+            "flaskserve_drift_rows_counted",
+            "Served rows counted into the drift window (each worker counts the rows it holds at least "
+            f"every {FLUSH_INTERVAL_S:g} s).",
+            registry=metrics.registry,
+        )
+        dropped = Counter(
+            "flaskserve_drift_rows_dropped",
+            "Served rows left out of the drift window: the worker held too many rows not yet counted.",
+            registry=metrics.registry,
+        )
+        drift = DriftMonitor(registry, window, counted=counted.inc, dropped=dropped.inc)
+        state = _State(settings=settings, drift=drift)
         urls = {settings.inference_log} | {m.inference_log for m in settings.models.values()}
         urls.discard(None)
         for url in urls:
@@ -113,8 +126,13 @@ class Monitoring:
 
     @staticmethod
     def flush(app: Flask) -> None:
-        """Write what this process has queued and stop its writers (also done at a normal exit)."""
-        for writer in get_monitoring(app).writers.values():
+        """Count the rows held for drift, write what this process has queued and stop its writers.
+
+        Also done at a normal exit.
+        """
+        state = get_monitoring(app)
+        state.drift.flush()
+        for writer in state.writers.values():
             writer.close()
 
 

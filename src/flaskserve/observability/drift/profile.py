@@ -81,11 +81,7 @@ class FeatureProfile:
         return len(self.proportions)
 
     def bin_of(self, value: Any) -> tuple[int, bool]:
-        """The bin of one value, and whether it is outside the training range (or an unseen category).
-
-        The same bins as :meth:`count`, without NumPy's per-call cost: a one-row
-        request takes this path for each of its features.
-        """
+        """The bin of one value, and whether it is outside the training range (or an unseen category)."""
         if value is None or (isinstance(value, float) and value != value):
             return 0, False
         if self.kind == "numeric":
@@ -96,25 +92,29 @@ class FeatureProfile:
         position = self._index.get(str(value), other)
         return position, position == other
 
-    def count(self, values: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], int]:
-        """Bin counts of ``values`` (one column), and how many fell outside the training range."""
+    def bins_of(self, values: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Each value's bin (one column), and whether it is outside the training range (or unseen).
+
+        One ``searchsorted`` for a numeric column, however many rows: the served rows
+        are counted in batches (:mod:`.monitor`), so this is called once per feature
+        per batch, not per request.
+        """
         if self.kind == "numeric":
             column = np.asarray(values, dtype=np.float64)
-            missing = np.isnan(column)
-            present = column[~missing]
             # side="right": a value equal to an edge goes above it, the same at profiling and serving.
-            where = np.searchsorted(self._edges, present, side="right") + 1
-            counts = np.bincount(where, minlength=self.bins).astype(np.int64)
-            counts[0] = int(missing.sum())
-            outside = int(np.count_nonzero((present < self.low) | (present > self.high)))
-            return counts, outside
-        counts = np.zeros(self.bins, dtype=np.int64)
-        outside = 0
-        for value in values.tolist() if isinstance(values, np.ndarray) else list(values):
-            position, unseen = self.bin_of(value)
-            counts[position] += 1
-            outside += unseen
-        return counts, outside
+            positions = np.searchsorted(self._edges, column, side="right").astype(np.int64) + 1
+            missing = np.isnan(column)
+            positions[missing] = 0
+            # NaN compares false both ways: a missing value is never out of range.
+            return positions, (column < self.low) | (column > self.high)
+        found = [self.bin_of(value) for value in _values(values)]
+        positions = np.fromiter((p for p, _ in found), dtype=np.int64, count=len(found))
+        return positions, np.fromiter((o for _, o in found), dtype=np.bool_, count=len(found))
+
+    def count(self, values: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], int]:
+        """Bin counts of ``values`` (one column), and how many fell outside the training range."""
+        positions, outside = self.bins_of(values)
+        return np.bincount(positions, minlength=self.bins).astype(np.int64), int(np.count_nonzero(outside))
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"name": self.name, "kind": self.kind, "proportions": self.proportions}
@@ -142,6 +142,10 @@ class FeatureProfile:
         if profile.bins != expected:
             raise ValueError(f"feature {profile.name!r} has {profile.bins} proportions, not {expected}")
         return profile
+
+
+def _values(values: npt.NDArray[Any] | Sequence[Any]) -> list[Any]:
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
 def profile_column(name: str, values: Sequence[Any] | npt.NDArray[Any]) -> FeatureProfile:

@@ -15,10 +15,22 @@ the training texts' words; either way at most :data:`MAX_VOCABULARY` of them,
 the ones most frequent in the training texts. The pattern, the case rule and the
 vocabulary are written in the profile, so serving measures a text exactly as
 profiling did, without the model.
+
+The vocabulary hits of the training texts are **held out**: each training text
+is scored as a new text would be, against the words of the *other* training
+texts. A vocabulary learnt from the training texts holds every one of their
+words, so scored in-sample they would all hit 100 %, while new texts from the
+same source miss the rare words nobody wrote twice — on a small training set a
+false major drift from the first requests. A word found in a single training
+text (``seen_once``, with a digest of that text) therefore counts as a miss in
+that text and as a hit in any other: the reference is the held-out share, new
+texts of the same kind score alike, and a training text sent back is scored
+exactly as it was profiled (a PSI of zero).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -53,6 +65,8 @@ class TextProfile:
     source: VocabularySource
     length: FeatureProfile
     hits: FeatureProfile
+    #: The vocabulary's words found in one training text only, each with that text's digest.
+    seen_once: Mapping[str, str] = field(default_factory=dict)
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _known: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -67,7 +81,7 @@ class TextProfile:
 
     def measure(self, texts: Iterable[Any]) -> npt.NDArray[np.float64]:
         """One row per text: its token count and its vocabulary-hit share (NaN without tokens)."""
-        return _measure(texts, self._pattern, self.lowercase, self._known)
+        return _measure(texts, self._pattern, self.lowercase, self._known, self.seen_once)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +90,7 @@ class TextProfile:
             "lowercase": self.lowercase,
             "vocabulary_source": self.source,
             "vocabulary": self.vocabulary,
+            "seen_once": dict(sorted(self.seen_once.items())),
         }
 
     @classmethod
@@ -106,6 +121,8 @@ class TextProfile:
             source=source,
             length=length,
             hits=hits,
+            # Absent from profiles written before hits were held out: scored in-sample, as then.
+            seen_once={str(word): str(digest) for word, digest in document.get("seen_once", {}).items()},
         )
 
 
@@ -120,13 +137,21 @@ def profile_texts(feature: str, texts: Sequence[Any], estimator: Any) -> TextPro
     token_pattern, lowercase = (found[1], found[2]) if found is not None else (TOKEN_PATTERN, True)
     pattern = re.compile(token_pattern)
     frequency: Counter[str] = Counter()
+    # In how many training texts each word is, and the text of each word found in one only.
+    texts_with: Counter[str] = Counter()
+    only_text: dict[str, str] = {}
     for text in texts:
         if isinstance(text, str):
-            frequency.update(pattern.findall(text.lower() if lowercase else text))
+            tokens = pattern.findall(text.lower() if lowercase else text)
+            frequency.update(tokens)
+            for word in set(tokens):
+                texts_with[word] += 1
+                only_text[word] = text
     words = found[0] if found is not None else set(frequency)
     # The most frequent in training first, then by name, so that the profile is the same on every run.
     vocabulary = tuple(sorted(sorted(words), key=lambda word: -frequency[word])[:MAX_VOCABULARY])
-    measured = _measure(texts, pattern, lowercase, frozenset(vocabulary))
+    seen_once = {word: _digest(only_text[word]) for word in vocabulary if texts_with[word] == 1}
+    measured = _measure(texts, pattern, lowercase, frozenset(vocabulary), seen_once)
     return TextProfile(
         feature=feature,
         token_pattern=token_pattern,
@@ -135,20 +160,42 @@ def profile_texts(feature: str, texts: Sequence[Any], estimator: Any) -> TextPro
         source="model" if found is not None else "data",
         length=profile_column(measure_name(feature, LENGTH), measured[:, 0]),
         hits=_profile_hits(measure_name(feature, VOCABULARY_HITS), measured[:, 1]),
+        seen_once=seen_once,
     )
 
 
 def _measure(
-    texts: Iterable[Any], pattern: re.Pattern[str], lowercase: bool, known: frozenset[str]
+    texts: Iterable[Any],
+    pattern: re.Pattern[str],
+    lowercase: bool,
+    known: frozenset[str],
+    seen_once: Mapping[str, str],
 ) -> npt.NDArray[np.float64]:
     rows: list[tuple[float, float]] = []
     for text in texts:
         tokens = pattern.findall(text.lower() if lowercase else text) if isinstance(text, str) else []
-        if tokens:
-            rows.append((float(len(tokens)), sum(token in known for token in tokens) / len(tokens)))
-        else:
+        if not tokens:
             rows.append((0.0, float("nan")))
+            continue
+        hits = 0
+        digest: str | None = None
+        for token in tokens:
+            if token not in known:
+                continue
+            only_in = seen_once.get(token)
+            if only_in is not None:
+                # A word of one training text alone is a miss in that very text: held out.
+                digest = digest or _digest(text)
+                if only_in == digest:
+                    continue
+            hits += 1
+        rows.append((float(len(tokens)), hits / len(tokens)))
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), 2)
+
+
+def _digest(text: str) -> str:
+    """A short digest of a training text: enough to tell it from the others, without keeping it."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
 
 def _profile_hits(name: str, shares: npt.NDArray[np.float64]) -> FeatureProfile:

@@ -7,8 +7,9 @@ a clock they share:
   time, ``int(now // (window_s / SLOTS))``;
 * a window of the last ``window_rows`` rows (:class:`RowSlots`) numbers them by a
   row counter per model version that every worker advances under a file lock
-  (:class:`SharedRowCounter`): a request's rows are counted into the slot of the
-  position its first row takes, ``int(position // (window_rows / SLOTS))``.
+  (:class:`SharedRowCounter`): each row is counted into the slot of the position
+  it takes, ``int(position // (window_rows / SLOTS))``; a batch of rows takes its
+  positions with one advance of the counter.
 
 A worker counts into the slot of now; when it moves on to a new slot it empties
 the one that held the counts of ``SLOTS`` slots ago. A reader sums, over every
@@ -64,8 +65,8 @@ _ROW_COUNTERS = "drift-rows"
 class Slots(Protocol):
     """How a window numbers its slots; the numbers only grow, and agree in every worker."""
 
-    def take(self, model: str, version: str, rows: int) -> int:
-        """The slot number to count ``rows`` new rows of a model version into."""
+    def take(self, model: str, version: str, rows: int) -> npt.NDArray[np.int64]:
+        """The slot number of each of ``rows`` new rows of a model version, in order."""
         ...
 
     def current(self, model: str, version: str) -> int:
@@ -81,8 +82,8 @@ class TimeSlots:
         self._slot_s = window_s / SLOTS
         self._clock = clock
 
-    def take(self, model: str, version: str, rows: int) -> int:
-        return self.current(model, version)
+    def take(self, model: str, version: str, rows: int) -> npt.NDArray[np.int64]:
+        return np.full(rows, self.current(model, version), dtype=np.int64)
 
     def current(self, model: str, version: str) -> int:
         return int(self._clock() // self._slot_s)
@@ -163,8 +164,10 @@ class RowSlots:
         self._slot_rows = window_rows / SLOTS
         self._counter = counter
 
-    def take(self, model: str, version: str, rows: int) -> int:
-        return int(self._counter.advance(model, version, rows) // self._slot_rows)
+    def take(self, model: str, version: str, rows: int) -> npt.NDArray[np.int64]:
+        first = self._counter.advance(model, version, rows)
+        positions = np.arange(first, first + rows, dtype=np.int64)
+        return np.floor_divide(positions, self._slot_rows).astype(np.int64)
 
     def current(self, model: str, version: str) -> int:
         return int(self._counter.count(model, version) // self._slot_rows)
@@ -213,17 +216,24 @@ class DriftWindow:
         self._children: dict[tuple[str, ...], Any] = {}
 
     def add(
-        self, model: str, version: str, rows: int, cells: Iterable[tuple[tuple[str, str, str], int]]
+        self,
+        model: str,
+        version: str,
+        slot: int,
+        rows: int,
+        cells: Iterable[tuple[tuple[str, str, str], int]],
     ) -> None:
         """Count ``rows`` rows, and ``n`` values into each ``((role, feature, bin), n)`` of ``cells``.
 
-        ``bin`` is the bin's index as text, or :data:`OUTSIDE` for values outside the training range.
+        They go into the slot numbered ``slot`` (a number from :meth:`Slots.take`;
+        slots are filled in the order of their numbers). ``bin`` is the bin's index as
+        text, or :data:`OUTSIDE` for values outside the training range.
         """
         with self._lock:
-            slot = str(self._enter_slot(model, version, rows))
-            self._child(model, version, *_ROWS, slot).inc(rows)
+            index = str(self._enter_slot(model, version, slot))
+            self._child(model, version, *_ROWS, index).inc(rows)
             for (role, feature, position), count in cells:
-                self._child(model, version, role, feature, position, slot).inc(count)
+                self._child(model, version, role, feature, position, index).inc(count)
 
     def _child(self, *labels: str) -> Any:
         child = self._children.get(labels)
@@ -231,9 +241,8 @@ class DriftWindow:
             child = self._children[labels] = self._counts.labels(*labels)
         return child
 
-    def _enter_slot(self, model: str, version: str, rows: int) -> int:
-        """The slot index to count ``rows`` into, emptied first if it still holds an older slot's counts."""
-        number = self.slots.take(model, version, rows)
+    def _enter_slot(self, model: str, version: str, number: int) -> int:
+        """The index of slot ``number``, emptied first if it still holds an older slot's counts."""
         index = number % SLOTS
         if self._slot_of.get((model, version)) != number:
             self._slot_of[(model, version)] = number

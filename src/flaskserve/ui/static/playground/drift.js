@@ -37,8 +37,13 @@ function report(version, windowSeconds) {
     el("tbody", {}, ...ranked.slice(0, SHOWN).map(featureRow))))];
 }
 
-// A section that fills itself in, and again on refresh() (after each prediction, which it counts); it
-// stays hidden when the version has no profile or the key may not read it.
+// A worker counts its rows into the shared window at least this often: a read answered by another
+// worker sees a prediction within that time.
+const COUNTED_WITHIN_MS = 600;
+
+// A section that fills itself in, and again on refresh() (after each prediction, which it counts: once at
+// once, and once more when any worker has counted it); it stays hidden when the version has no profile or
+// the key may not read it.
 export function driftSection(name, version) {
   const body = el("div", { id: "drift-report", "aria-live": "polite" });
   const refresh = el("button", { type: "button", textContent: "Refresh drift" });
@@ -57,5 +62,5 @@ export function driftSection(name, version) {
   }
   refresh.addEventListener("click", load);
   load();
-  return { section, refresh: load };
+  return { section, refresh: () => { load(); setTimeout(load, COUNTED_WITHIN_MS); } };
 }
