@@ -126,6 +126,30 @@ def test_no_wait_when_every_request_in_the_process_is_queued(
     assert result.values.shape == (1,)
 
 
+def test_the_last_request_in_the_process_to_join_starts_the_batch(
+    clock: ManualClock, regressor: RecordingModel, diabetes_regressor: Any
+) -> None:
+    occupancy = Occupancy()
+    for _ in range(3):
+        occupancy.enter()
+    batcher = Batcher(regressor, max_rows=8, max_delay_s=60.0, clock=clock, occupancy=occupancy)
+    rows = diabetes_rows(3)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        early = [pool.submit(batcher.submit, rows[0:1]), pool.submit(batcher.submit, rows[1:2])]
+        clock.wait_for_waiters(1)
+        waited_for_the_third = regressor.calls == []
+        # The clock never moves: only this arrival can end the leader's wait.
+        last = pool.submit(batcher.submit, rows[2:3])
+        results = [future.result(timeout=30) for future in [*early, last]]
+
+    assert waited_for_the_third
+    assert regressor.calls == [3]
+    for index, result in enumerate(results):
+        expected = diabetes_regressor.predict(rows[index : index + 1])
+        np.testing.assert_allclose(result.values, expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize(
     "rows",
     [pytest.param(4, id="exactly max_rows"), pytest.param(50, id="far above max_rows")],

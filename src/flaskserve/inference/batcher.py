@@ -151,7 +151,8 @@ class Batcher:
             lead = not self._leading
             if lead:
                 self._leading = True
-            else:
+            elif self._ready():
+                # Woken only when its wait is over: each wake costs the leader a turn at the GIL.
                 self._arrived.notify()
         if not lead:
             item.event.wait()
@@ -185,7 +186,7 @@ class Batcher:
         clock = self._clock
         with self._lock:
             deadline = self._queue[0].arrived + self.max_delay_s
-            while self._queued_rows < self.max_rows and not self._everyone_queued():
+            while not self._ready():
                 remaining = deadline - clock.monotonic()
                 if remaining <= 0:
                     break
@@ -200,7 +201,10 @@ class Batcher:
             self._queued_rows -= rows
         return batch, waited
 
-    def _everyone_queued(self) -> bool:
+    def _ready(self) -> bool:
+        """The queue holds a full batch, or every request in the process (no one else can join)."""
+        if self._queued_rows >= self.max_rows:
+            return True
         occupancy = self._occupancy
         return occupancy is not None and len(self._queue) >= occupancy.count
 

@@ -13,7 +13,7 @@ from sklearn.linear_model import Ridge
 
 from flaskserve.app import create_app
 from flaskserve.models.loaders import LoadedFile
-from flaskserve.models.loaders.sklearn_kernels import find_kernel
+from flaskserve.models.loaders.sklearn_kernels import _FlatForest, find_kernel
 from flaskserve.runtime import get_runtime
 from flaskserve.settings import Settings
 from flaskserve.testing import diabetes_rows
@@ -134,3 +134,72 @@ def test_no_forest_kernel_for_several_outputs(registry: Any) -> None:
     )
 
     assert find_kernel(_forest_model(registry, estimator), "predict") is None
+
+
+def _fitted_forest(registry: Any, forest: str, rows: int = 200) -> Any:
+    import sklearn.ensemble
+
+    features = diabetes_rows(rows)
+    target = np.arange(float(rows)) if forest.endswith("Regressor") else np.arange(rows) % 3
+    estimator = getattr(sklearn.ensemble, forest)(n_estimators=12, max_depth=7, random_state=1)
+    return _forest_model(registry, estimator.fit(features, target))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 300])
+@pytest.mark.parametrize(
+    ("forest", "method"),
+    [
+        pytest.param("RandomForestRegressor", "predict", id="regressor"),
+        pytest.param("RandomForestClassifier", "predict_proba", id="classifier"),
+    ],
+)
+def test_a_forest_kernel_answers_exactly_for_one_row_or_many(
+    registry: Any, forest: str, method: str, rows: int
+) -> None:
+    model = _fitted_forest(registry, forest)
+    kernel = find_kernel(model, method)
+    matrix = np.random.default_rng(rows).normal(size=(rows, 10)) * 0.05
+
+    assert kernel is not None
+    np.testing.assert_array_equal(kernel(matrix), model.call(method, matrix))
+
+
+def test_a_moderate_forest_is_walked_whole_not_asked_tree_by_tree(
+    registry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.tree import DecisionTreeRegressor
+
+    model = _fitted_forest(registry, "RandomForestRegressor")
+    kernel = find_kernel(model, "predict")
+    matrix = np.random.default_rng(6).normal(size=(30, 10)) * 0.05
+    expected = model.call("predict", matrix)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a tree was asked on its own")
+
+    monkeypatch.setattr(DecisionTreeRegressor, "predict", refuse)
+
+    assert kernel is not None
+    np.testing.assert_array_equal(kernel(matrix), expected)
+
+
+def test_a_forest_too_large_to_lay_flat_is_asked_tree_by_tree(
+    registry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_FlatForest, "MAX_NODES", 10)
+    model = _fitted_forest(registry, "ExtraTreesRegressor")
+    kernel = find_kernel(model, "predict")
+    matrix = np.random.default_rng(7).normal(size=(30, 10)) * 0.05
+
+    assert kernel is not None
+    np.testing.assert_array_equal(kernel(matrix), model.call("predict", matrix))
+
+
+def test_rows_with_missing_values_take_the_side_each_tree_learned(registry: Any) -> None:
+    model = _fitted_forest(registry, "RandomForestClassifier")
+    kernel = find_kernel(model, "predict_proba")
+    matrix = np.random.default_rng(8).normal(size=(20, 10)) * 0.05
+    matrix[::3, 2] = np.nan
+
+    assert kernel is not None
+    np.testing.assert_array_equal(kernel(matrix), model.call("predict_proba", matrix))
