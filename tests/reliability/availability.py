@@ -20,8 +20,11 @@ slow copy      a valid model written in place over a few seconds: must serve onl
 pin            ``[versions] specific`` names an old version, then the pin is removed
 revoke         an API key revoked with the key file rewritten: refused after one interval
 hup            ``SIGHUP`` to the master, a few times
-kills          (long form) a worker ``SIGKILL``\\ ed every second
+kills          (long form) the longest-running worker ``SIGKILL``\\ ed every second: only the
+               requests in flight on it may fail (kill_forensics.py tells which did)
 =============  ===========================================================================
+
+``--step NAME`` (repeatable) runs the baseline and the steps named, e.g. ``--step kills``.
 
 "Converged" is the time from the file landing (or the signal) until the last
 answer from the version before, among requests started after it: when every
@@ -51,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from kill_forensics import SENDING, Attribution, Kill, Sent, attribute, failure_kind, kill, tracking_session
 from soak import doc_markers
 from soak import update_doc as write_block
 
@@ -73,8 +77,12 @@ TAG = "availability"
 class Record:
     started: float
     ended: float
+    #: The status code, or what the client saw instead (kill_forensics.failure_kind).
     outcome: str
     version: str | None
+    #: The client port of the connection it went out on (None: the connect failed), and whether it was new.
+    port: int | None = None
+    new_connection: bool = False
 
 
 class Traffic:
@@ -106,12 +114,13 @@ class Traffic:
 
     def _client(self, number: int) -> None:
         protocols = itertools.cycle(PROTOCOL_REQUESTS[number % len(PROTOCOL_REQUESTS) :] + PROTOCOL_REQUESTS)
-        with requests.Session() as session:
+        with tracking_session() as session:
             while not self._stop.is_set() and time.monotonic() < self._deadline:
                 if next(self._budget) >= self._max_requests:
                     return
                 path, body = next(protocols)
                 started = time.monotonic()
+                connects = SENDING.connects
                 version = None
                 try:
                     response = session.post(
@@ -120,8 +129,9 @@ class Traffic:
                     outcome = str(response.status_code)
                     version = response.headers.get("X-Model-Version")
                 except requests.RequestException as error:
-                    outcome = type(error).__name__
-                record = Record(started, time.monotonic(), outcome, version)
+                    outcome = failure_kind(error)
+                new = SENDING.connects != connects
+                record = Record(started, time.monotonic(), outcome, version, SENDING.port, new)
                 with self._lock:
                     self.records.append(record)
 
@@ -156,6 +166,14 @@ class MemorySampler:
         return max(inside, default=0) / 1024
 
 
+def _start_ticks(pid: int) -> int:
+    """When ``pid`` started, in clock ticks since boot (``/proc/PID/stat``)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _rss_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -176,6 +194,12 @@ class Step:
     notes: list[str] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
     peak_mb: float = 0.0
+    #: The kills step's: each worker killed, and what its connections held.
+    kills: list[Kill] = field(default_factory=list)
+
+    def attribution(self) -> Attribution:
+        sent = [Sent(r.started, r.ended, r.outcome, r.port, r.new_connection) for r in self.records]
+        return attribute(sent, self.kills)
 
     @property
     def failed(self) -> int:
@@ -192,10 +216,15 @@ class Step:
         return latencies[max(0, math.ceil(0.99 * len(latencies)) - 1)] * 1000
 
 
+STEPS = ("baseline", "rollout", "corrupt", "slow copy", "pin", "revoke", "hup", "kills")
+
+
 @dataclass(frozen=True)
 class Plan:
     """How much of each step: the CI form is short, ``make availability`` the long one."""
 
+    #: The steps to run, in their fixed order (the baseline always runs: the others' p99 is compared with it).
+    steps: tuple[str, ...] = STEPS
     rollouts: int = 10
     slow_copy_s: float = 3.0
     hups: int = 3
@@ -229,24 +258,30 @@ class Harness:
         time.sleep(self.plan.baseline_s)
         with self._step("baseline"):
             time.sleep(self.plan.baseline_s)
-        with self._step("rollout") as step:
-            for _ in range(self.plan.rollouts):
-                self._publish_next(step)
-        with self._step("corrupt") as step:
-            self._drop_corrupt(step)
-        with self._step("slow copy") as step:
-            self._copy_slowly(step)
-        with self._step("pin") as step:
-            self._pin_and_unpin(step)
-        with self._step("revoke") as step:
-            self._revoke(step, revoked_key)
-        with self._step("hup") as step:
-            for _ in range(self.plan.hups):
-                landed = time.monotonic()
-                os.kill(self.master_pid, signal.SIGHUP)
-                time.sleep(max(2.0, 4 * self.plan.interval_s))
-                step.notes.append(f"served v{self._answering(landed)} after")
-        if self.plan.kill_seconds:
+        if "rollout" in self.plan.steps:
+            with self._step("rollout") as step:
+                for _ in range(self.plan.rollouts):
+                    self._publish_next(step)
+        if "corrupt" in self.plan.steps:
+            with self._step("corrupt") as step:
+                self._drop_corrupt(step)
+        if "slow copy" in self.plan.steps:
+            with self._step("slow copy") as step:
+                self._copy_slowly(step)
+        if "pin" in self.plan.steps:
+            with self._step("pin") as step:
+                self._pin_and_unpin(step)
+        if "revoke" in self.plan.steps:
+            with self._step("revoke") as step:
+                self._revoke(step, revoked_key)
+        if "hup" in self.plan.steps:
+            with self._step("hup") as step:
+                for _ in range(self.plan.hups):
+                    landed = time.monotonic()
+                    os.kill(self.master_pid, signal.SIGHUP)
+                    time.sleep(max(2.0, 4 * self.plan.interval_s))
+                    step.notes.append(f"served v{self._answering(landed)} after")
+        if "kills" in self.plan.steps and self.plan.kill_seconds:
             with self._step("kills") as step:
                 self._kill_workers(step)
         return self.steps
@@ -321,18 +356,21 @@ class Harness:
         step.notes.append("the revoked key was still accepted")
 
     def _kill_workers(self, step: Step) -> None:
+        """``SIGKILL`` to the longest-running worker every second: one that was serving, never a booting one.
+
+        What the victim held is read just before the kill (kill_forensics).
+        """
         from live_server import children
 
-        deadline = time.monotonic() + self.plan.kill_seconds
-        kills = 0
-        while time.monotonic() < deadline:
+        port = int(self.url.rsplit(":", 1)[1])
+        started = time.monotonic()
+        for second in range(math.ceil(self.plan.kill_seconds)):
+            time.sleep(max(0.0, started + second - time.monotonic()))
             workers = children(self.master_pid)
             if workers:
-                os.kill(workers[kills % len(workers)], signal.SIGKILL)
-                kills += 1
-            time.sleep(1.0)
+                victim = min(workers, key=_start_ticks)
+                step.kills.append(kill(victim, port, lambda: children(self.master_pid)))
         time.sleep(2.0)
-        step.notes.append(f"{kills} workers killed")
 
     # -- helpers ------------------------------------------------------------------
 
@@ -437,6 +475,8 @@ def table(steps: list[Step]) -> str:
         ratio = step.p99_ms() / baseline if baseline else math.nan
         failures = {outcome: n for outcome, n in sorted(step.outcomes.items()) if outcome != "200"}
         notes = [*step.notes, *([f"failed as {failures}"] if failures else [])]
+        if step.kills:
+            notes = [*step.notes, step.attribution().summary()]
         lines.append(
             f"| {step.name} | {len(step.records)} | {share} | {when} | {step.p99_ms():.1f} ms | "
             f"{ratio:.1f}x | {step.peak_mb:.0f} MB | {'; '.join(notes)} |"
@@ -454,12 +494,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", action="append", choices=["gunicorn", "granian"])
     parser.add_argument("--short", action="store_true", help="the CI form")
     parser.add_argument("--hups", type=int, help="how many SIGHUPs the hup step sends (default 3)")
+    parser.add_argument(
+        "--step",
+        action="append",
+        choices=STEPS[1:],
+        help="run only this step (repeatable; the baseline always runs); default: every step",
+    )
     parser.add_argument("--update-doc", type=Path)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     plan = SHORT if args.short else Plan()
     if args.hups is not None:
         plan = dataclasses.replace(plan, hups=args.hups)
+    if args.step:
+        plan = dataclasses.replace(plan, steps=("baseline", *args.step))
     command = "python tests/reliability/availability.py " + shlex.join(
         argv if argv is not None else sys.argv[1:]
     )
@@ -470,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
             steps = run(server_name, Path(scratch), plan)
         report = table(steps)
         print(f"\n{server_name}\n{report}\n", flush=True)
-        failed |= any(s.failed for s in steps if s.name != "kills")
+        # A kill may fail the requests in flight on the killed worker, and no other.
+        failed |= any(s.attribution().stray if s.kills else s.failed for s in steps)
         if args.update_doc:
             start, end = doc_markers(server_name, TAG)
             block = (

@@ -144,7 +144,9 @@ def serve(
         if in_worker is not None:
             in_worker()
         get_runtime(app).watcher.start()
-        return close_connections_while_retiring(app)
+        wsgi_app = close_connections_while_retiring(app)
+        server.report_ready()
+        return wsgi_app
 
     server.drain_delay_s = get_runtime(app).settings.drain_delay_s
     server.drain = get_runtime(app).drain
