@@ -117,8 +117,7 @@ class TimedCalls:
     once, ``retire`` is called, once: only the process's exit frees those threads.
     It is called no sooner than ``retire_after_s`` after the pool's first call in
     its process, so that a model that hangs on every call cannot make the server
-    replace a worker every second (granian even stops altogether when a worker it
-    started less than 5.5 s ago exits).
+    replace a worker every second.
 
     Threads are started in the process that calls, never before a ``fork``; a
     pool inherited across one starts afresh (the parent's threads are not in the child).
