@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: install demo test lint bench bench-quick clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate fleet availability bench-monitoring bench-explain
+.PHONY: install demo test lint bench bench-quick clean fuzz-api fuzz faults soak docs-tables docs-check wheel-check abuse screenshots bench-grpc grpc-generate fleet availability bench-monitoring bench-explain bench-servers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ bench: install
 bench-quick: install
 	bash bench/setup_peers.sh
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
+
+# The WSGI server layer on its own: stock gthread, flaskserve's worker and granian on hello-world apps,
+# then threads, workers, keep-alive and granian's backpressure swept (docs/performance.md, "Threads,
+# keep-alive and backpressure"). Needs wrk; about 3 + 13 minutes; prints tables, changes no file.
+bench-servers: install
+	$(BIN)/python bench/wsgi_servers.py compare
+	$(BIN)/python bench/wsgi_servers.py sweep --rounds 4
 
 # What an explanation costs next to the prediction it explains (docs/explanations.md, "Cost").
 bench-explain: install

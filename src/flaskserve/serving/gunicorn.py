@@ -32,8 +32,9 @@ from flaskserve.settings import Settings, cpu_count
 
 log = logging.getLogger("flaskserve.serving")
 
-#: Threads per worker when settings name none. See docs/performance.md for the measurement.
-DEFAULT_THREADS = 4
+#: Threads per worker when settings name none. See docs/performance.md ("Threads, keep-alive and
+#: backpressure") for the measurement.
+DEFAULT_THREADS = 16
 
 
 def default_workers() -> int:
@@ -44,8 +45,11 @@ def default_threads(settings: Settings) -> int:
     """Threads per worker when settings name none.
 
     A worker can only merge the requests its own threads hold, so with batching
-    on it gets as many threads as a batch has rows (up to 64); otherwise 4,
-    which measured as fast as 32 for a one-row model (docs/performance.md).
+    on it gets as many threads as a batch has rows (up to 64); otherwise 16: a
+    model that waits (on I/O, a lock, a sleep) serves as many requests at once
+    as there are threads, and for a one-row model that does not wait 16 threads
+    cost no more CPU a request than 2 or 4 did within the noise, where 32 began
+    to (docs/performance.md).
     """
     if settings.max_batch_size > 1:
         return max(DEFAULT_THREADS, min(settings.max_batch_size, 64))

@@ -2,7 +2,8 @@
 and never waits for a client to take its answer.
 
 The package: :mod:`.worker` (the worker, in the event loop), :mod:`.stream` (the
-connection as a thread sees it) and :mod:`.framing` (where a request's body ends).
+connection as a thread sees it), :mod:`.framing` (where a request's body ends) and
+:mod:`.pool` (the threads requests are handed to).
 
 gunicorn's ``gthread`` worker accepts in its event loop and hands each new
 connection to a pool thread straight away. The thread waits up to 5 s for a

@@ -30,6 +30,8 @@ class HeldBytes:
         self._lock = threading.Lock()
 
     def take(self, count: int) -> bool:
+        if not count:
+            return True
         with self._lock:
             if count > self._left:
                 return False
@@ -37,6 +39,8 @@ class HeldBytes:
             return True
 
     def give(self, count: int) -> None:
+        if not count:
+            return
         with self._lock:
             self._left += count
 
@@ -64,9 +68,25 @@ class Stream:
         self._body_held = 0
         #: ``100 Continue`` was sent for the request being served: gunicorn's own is not sent again.
         self.continued = False
+        #: The timeout gunicorn's parser sets for its reads; see :meth:`settimeout`.
+        self._read_timeout: float | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+    def gettimeout(self) -> float | None:
+        return self._read_timeout
+
+    def settimeout(self, value: float | None) -> None:
+        """Bound the reads that reach the socket (the socket itself is left as it is).
+
+        gunicorn's parser sets and restores a timeout around the reads that skip
+        a body's unread rest, twice a request. Those reads come from what the
+        event loop already read, so setting the socket's timeout each time (a
+        system call for each) would only cost; it is applied to a read that
+        reaches the socket, should one ever do.
+        """
+        self._read_timeout = value
 
     def hold(self, pieces: Iterable[bytes | IO[bytes]], *, counted: int = 0) -> None:
         """Give the parser ``pieces`` before the socket; ``counted`` bytes of them are in the budget."""
@@ -115,7 +135,15 @@ class Stream:
                     self._pieces.popleft()
             if chunk:
                 return chunk
-        data: bytes = self._sock.recv(size, flags)
+        if self._read_timeout is None:
+            data: bytes = self._sock.recv(size, flags)
+            return data
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(self._read_timeout)
+        try:
+            data = self._sock.recv(size, flags)
+        finally:
+            self._sock.settimeout(timeout)
         return data
 
     @property

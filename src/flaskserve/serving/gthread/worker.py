@@ -20,6 +20,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from flaskserve.errors import BadRequest, FlaskserveError, PayloadTooLarge
 from flaskserve.protocols.payload import encode_json
 from flaskserve.serving.gthread.framing import ChunkedBody, Refused, body_framing
+from flaskserve.serving.gthread.pool import Outcome, Pool
 from flaskserve.serving.gthread.stream import CONTINUE, HeldBytes, Stream
 from flaskserve.serving.signals import end_after, graceful_stop_begins, quit_now
 
@@ -100,6 +101,10 @@ class _Incoming:
     body: _Body | None = None
     #: ``100 Continue`` was sent for this request.
     continued: bool = False
+    #: The socket is in the event loop's poller.
+    watched: bool = False
+    #: ... still with gunicorn's callback for kept-alive connections, not this request's.
+    kept: bool = False
 
     def head_end(self) -> int:
         """Where the head ends (after its blank line), or -1 while it is incomplete."""
@@ -143,18 +148,45 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         #: When a stopping worker stops waiting for requests already begun.
         self._stop_deadline: float | None = None
 
+    def get_thread_pool(self) -> Any:
+        """The threads requests are handed to: a plain queue of connections (:mod:`.pool`)."""
+        if not self._reads_requests:
+            return super().get_thread_pool()
+        return Pool(self.cfg.threads, self.handle, self._served)
+
+    def _served(self, conn: Any, outcome: Outcome) -> None:
+        """In the thread, once it is done with ``conn``: the event loop takes it back."""
+        self.method_queue.defer(self.finish_request, conn, outcome)
+
     # -- reading requests ------------------------------------------------------------------------
 
     def enqueue_req(self, conn: Any) -> None:
         """Read ``conn``'s next request in the event loop; a thread gets it once the request is in.
 
-        gunicorn calls this for a new connection, for a kept-alive one that turned
-        readable, and for one whose next request was read ahead.
+        gunicorn calls this for a new connection, and for one whose next request was read ahead.
         """
         if not self._reads_requests:
             super().enqueue_req(conn)
             return
-        incoming = _Incoming(deadline=time.monotonic() + self.limits.header_timeout_s)
+        self._read_request(conn, watched=False)
+
+    def on_client_socket_readable(self, conn: Any, client: Any) -> None:
+        """A kept-alive connection turned readable: its next request is read, its socket kept polled."""
+        if not self._reads_requests:
+            super().on_client_socket_readable(conn, client)
+            return
+        self.keepalived_conns.remove(conn)
+        self._read_request(conn, watched=True)
+
+    def _read_request(self, conn: Any, *, watched: bool) -> None:
+        """Read what has come of the request at once; the poller watches the socket only if more must come.
+
+        A request that is all there (most are, on a connection that turned readable)
+        costs the poller nothing more than taking a kept-alive socket out.
+        """
+        incoming = _Incoming(
+            deadline=time.monotonic() + self.limits.header_timeout_s, watched=watched, kept=watched
+        )
         if conn.parser is not None:
             incoming.data += conn.parser.unreader.take_buffered()
             stream = _stream_of(conn)
@@ -172,10 +204,10 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
                 self._close(conn)
                 return
             incoming.handshaking = True
-        # A connection whose next request was read ahead comes straight from a thread, still blocking.
-        conn.sock.setblocking(False)
+        if not watched:
+            # A connection whose next request was read ahead comes straight from a thread, still blocking.
+            conn.sock.setblocking(False)
         self._incoming[conn] = incoming
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read, conn))
         self._read(conn)
 
     def _read(self, conn: Any, _readable: Any = None) -> None:
@@ -267,7 +299,8 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
     def _hand_over(self, conn: Any, incoming: _Incoming) -> None:
         """The request is in: a thread gets the connection, and gunicorn's parser the bytes read."""
         del self._incoming[conn]
-        self.poller.unregister(conn.sock)
+        if incoming.watched:
+            self.poller.unregister(conn.sock)
         pieces: list[bytes | IO[bytes]] = [bytes(incoming.data)]
         counted = 0
         body = incoming.body
@@ -287,14 +320,18 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         stream.continued = incoming.continued
         # The bytes are in the parser's reach: the thread must not wait for more before parsing.
         conn.data_ready = True
-        super().enqueue_req(conn)
+        self.tpool.hand(conn)
 
     def _watch(self, conn: Any, incoming: _Incoming, *, wants_write: bool) -> None:
         """Wait for the socket to turn readable, and writable too while TLS has bytes to send."""
-        if incoming.wants_write != wants_write:
-            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if wants_write else 0)
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if wants_write else 0)
+        if not incoming.watched:
+            self.poller.register(conn.sock, events, partial(self._read, conn))
+            incoming.watched = True
+        elif incoming.wants_write != wants_write or incoming.kept:
             self.poller.modify(conn.sock, events, partial(self._read, conn))
-            incoming.wants_write = wants_write
+        incoming.wants_write = wants_write
+        incoming.kept = False
 
     # -- serving and answering -------------------------------------------------------------------
 
@@ -435,7 +472,7 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         """Close ``conn``, after ``answer`` if given (then lingering, so that the client gets it)."""
         incoming = self._incoming.pop(conn, None)
         out = self._outgoing.pop(conn, None)
-        if incoming is not None or out is not None:
+        if (incoming is not None and incoming.watched) or out is not None:
             self.poller.unregister(conn.sock)
         if incoming is not None and incoming.body is not None:
             self._held.give(incoming.body.in_memory)
@@ -501,8 +538,10 @@ def head_reading_worker(limits: ClientLimits) -> type[HeadReadingWorker]:
 
 def _stream_of(conn: Any) -> Stream | None:
     """The stream the connection's parser reads, once the worker has made one."""
-    parser = conn.parser
-    source = getattr(getattr(parser, "unreader", None), "sock", None)
+    try:
+        source = conn.parser.unreader.sock
+    except AttributeError:  # no parser yet, or gunicorn's HTTP/2 one
+        return None
     return source if isinstance(source, Stream) else None
 
 
