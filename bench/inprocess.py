@@ -5,8 +5,8 @@ flaskserve's own per-request work (routing, hooks, decoding, the model, encoding
 and nothing of the HTTP server or the network. Prints one table row per route:
 the median over several rounds of the mean time per request.
 
-Large requests (1,000 rows as JSON by position, by name, and as a V2 binary
-tensor) are timed beside their parse floor: the same body turned into a float64
+Large requests (1,000 rows as JSON by position, by name, as a V2 JSON tensor and
+as a V2 binary tensor) are timed beside their parse floor: the same body turned into a float64
 matrix by orjson and numpy alone, with no server, no validation and no model, the
 ceiling no server can pass.
 
@@ -61,6 +61,9 @@ def large_cases() -> list[tuple[str, str, str, bytes, dict[str, str], Callable[[
     rows = large_rows()
     positional = orjson.dumps({"instances": rows.tolist()})
     named = orjson.dumps({"instances": [{"x": x, "y": y} for x, y in rows.tolist()]})
+    v2_json = orjson.dumps(
+        {"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP64", "data": rows.tolist()}]}
+    )
     raw = rows.astype("<f8").tobytes()
     header = json.dumps(
         {
@@ -82,6 +85,9 @@ def large_cases() -> list[tuple[str, str, str, bytes, dict[str, str], Callable[[
         records = orjson.loads(named)["instances"]
         return np.array([[record["x"], record["y"]] for record in records], dtype=np.float64)
 
+    def v2_json_floor() -> Any:
+        return np.array(orjson.loads(v2_json)["inputs"][0]["data"], dtype=np.float64)
+
     def binary_floor() -> Any:
         orjson.loads(header)
         return np.frombuffer(positional_binary[len(header) :], dtype="<f8").reshape(rows.shape)
@@ -90,6 +96,14 @@ def large_cases() -> list[tuple[str, str, str, bytes, dict[str, str], Callable[[
     return [
         ("1,000 rows by position, JSON", "/predict", "application/json", positional, {}, positional_floor),
         ("1,000 rows by name, JSON", "/predict", "application/json", named, {}, named_floor),
+        (
+            "1,000 rows, V2 JSON tensor",
+            "/v2/models/linear/infer",
+            "application/json",
+            v2_json,
+            {},
+            v2_json_floor,
+        ),
         (
             "1,000 rows, V2 binary tensor",
             "/v2/models/linear/infer",

@@ -133,6 +133,12 @@ def test_nulls_become_nan_where_missing_values_are_allowed() -> None:
             "feature 'x' in row 15 must be a number; got array",
             id="a nested list as a value",
         ),
+        pytest.param(
+            with_row(16, "ab"),
+            ShapeMismatch,
+            "row 16 must be a list of 2 values; got string",
+            id="a string as long as a row",
+        ),
         pytest.param([], ShapeMismatch, "the request has no rows; send at least one", id="no rows"),
     ],
 )
@@ -179,9 +185,79 @@ def test_a_bad_record_is_named_as_a_row_by_row_check_names_it(
     assert raised.value.message == message
 
 
+def test_an_object_as_wide_as_a_row_is_not_a_positional_row() -> None:
+    with pytest.raises(ShapeMismatch) as raised:
+        XY.matrix_from_rows(with_row(5, {"x": 1.0, "y": 2.0}))
+    assert raised.value.message == "row 5 must be a list of 2 values; got object"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        pytest.param(
+            with_row(400, [1.0, True]),
+            "feature 'y' in row 400 must be a number; got boolean true",
+            id="a boolean after a null",
+        ),
+        pytest.param(
+            with_row(600, ["1", None]),
+            "feature 'x' in row 600 must be a number; got string \"1\"",
+            id="a string beside a null",
+        ),
+    ],
+)
+def test_where_nulls_pass_the_first_other_non_number_is_named(rows: list[Any], message: str) -> None:
+    rows[3] = [None, 1.0]
+    for payload in ({"instances": rows}, {"instances": by_name(rows)}):
+        with pytest.raises(InvalidValue) as raised:
+            matrix(payload, XY_MISSING)
+        assert raised.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("last_record", "message"),
+    [
+        pytest.param(
+            {"x": "1", "y": 2.0}, "feature 'x' in row 999 must be a number; got string \"1\"", id="a string"
+        ),
+        pytest.param({"x": None, "y": 2.0}, "feature 'x' in row 999 must be a number; got null", id="a null"),
+        pytest.param(
+            {"x": 1.0, "y": 10**400},
+            "feature 'y' in row 999 is an integer of 1329 bits, too large for float64; "
+            "values must be finite numbers",
+            id="an integer beyond float64",
+        ),
+    ],
+)
+def test_a_bad_value_by_name_is_named_by_row_and_feature(last_record: dict[str, Any], message: str) -> None:
+    records = [*by_name(ROWS[:-1]), last_record]
+    with pytest.raises(InvalidValue) as raised:
+        matrix({"instances": records})
+    assert raised.value.message == message
+
+
+def test_a_one_feature_model_names_a_bad_value_by_row() -> None:
+    one = Signature(("x",), ("predict",))
+    with pytest.raises(InvalidValue) as raised:
+        matrix({"instances": [{"x": float(i)} for i in range(500)] + [{"x": "a"}]}, one)
+    assert raised.value.message == "feature 'x' in row 500 must be a number; got string \"a\""
+
+
+def test_columns_give_the_matrix_of_rows_and_name_a_bad_value_by_row() -> None:
+    columns = {"x": [row[0] for row in ROWS], "y": [row[1] for row in ROWS]}
+    np.testing.assert_array_equal(XY.matrix_from_columns(columns), EXPECTED)
+
+    columns["y"][600] = False
+    with pytest.raises(InvalidValue) as raised:
+        XY.matrix_from_columns(columns)
+    assert raised.value.message == "feature 'y' in row 600 must be a number; got boolean false"
+
+
 def test_records_mixed_with_lists_are_refused() -> None:
     with pytest.raises(ShapeMismatch, match="not a mix"):
         matrix({"instances": [*by_name(ROWS[:5]), [1.0, 2.0]]})
+    with pytest.raises(ShapeMismatch, match="not a mix"):
+        matrix({"instances": [*ROWS[:5], {"x": 1.0, "y": 2.0}]})
 
 
 def test_a_one_feature_model_takes_records_and_rows() -> None:

@@ -40,7 +40,7 @@ from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import Signature
 from flaskserve.protocols import v1
 from flaskserve.protocols.openapi import Operation, Parameter
-from flaskserve.protocols.payload import decode_json, encode_json
+from flaskserve.protocols.payload import decode_json, encode_json, json_values
 from flaskserve.protocols.schema import parse
 from flaskserve.protocols.wire import Decoded, PredictRoute, WireRequest, WireResponse
 from flaskserve.settings import RequestLimits
@@ -126,7 +126,7 @@ def decode_request(
 
 
 def encode_response(values: npt.NDArray[Any]) -> dict[str, Any]:
-    return {"predictions": values.tolist()}
+    return {"predictions": json_values(values)}
 
 
 def _matrix(request: InvocationRequest, key: str, signature: Signature) -> npt.NDArray[Any]:
@@ -146,7 +146,7 @@ def _matrix(request: InvocationRequest, key: str, signature: Signature) -> npt.N
 
 def _split_matrix(split: DataframeSplit, signature: Signature) -> npt.NDArray[Any]:
     rows = split.data
-    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+    if not isinstance(rows, list) or not set(map(type, rows)) <= {list}:
         raise ShapeMismatch("'dataframe_split.data' must be a list of rows, each a list of values")
     if split.index is not None and len(split.index) != len(rows):
         raise ShapeMismatch(
@@ -193,9 +193,9 @@ def _reorder(columns: list[str], rows: list[Any], signature: Signature, *, what:
         if name in positions_by_name:
             raise MalformedRequest(f"{what} names column '{clip(name)}' twice")
         positions_by_name[name] = position
-    for index, row in enumerate(rows):
-        if len(row) != len(columns):
-            raise ShapeMismatch(f"row {index} has {len(row)} values but {what} names {len(columns)} columns")
+    if not set(map(len, rows)) <= {len(columns)}:
+        index, row = next((i, row) for i, row in enumerate(rows) if len(row) != len(columns))
+        raise ShapeMismatch(f"row {index} has {len(row)} values but {what} names {len(columns)} columns")
     if columns == list(signature.feature_names):
         return signature.matrix_from_rows(rows)
     if set(columns) != set(signature.feature_names):

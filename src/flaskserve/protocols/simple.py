@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy.typing as npt
@@ -40,7 +41,7 @@ from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import Signature
 from flaskserve.protocols import explanation, image
 from flaskserve.protocols.openapi import Operation, Parameter
-from flaskserve.protocols.payload import decode_json_body, encode_json
+from flaskserve.protocols.payload import decode_json_body, encode_json, json_values
 from flaskserve.protocols.wire import Decoded, PredictRoute, WireRequest, WireResponse
 from flaskserve.settings import RequestLimits
 
@@ -100,13 +101,18 @@ def encode_response(values: npt.NDArray[Any], request: SimpleRequest, signature:
     return {"predictions": answers}
 
 
-def render_values(values: npt.NDArray[Any], method: str, signature: Signature) -> list[Any]:
-    """Model output as JSON-ready rows: probability maps for classifiers, plain values otherwise."""
+def render_values(values: npt.NDArray[Any], method: str, signature: Signature) -> Any:
+    """Model output as JSON-ready rows: probability maps for classifiers, plain values otherwise.
+
+    Plain values stay an array where orjson writes it as it is (see
+    :func:`~flaskserve.protocols.payload.json_values`); one row of it is then a
+    numpy scalar or row, which orjson writes the same way.
+    """
     labels = signature.class_labels
     if method in _PROBABILITY_METHODS and labels and values.ndim == 2 and values.shape[1] == len(labels):
-        return [dict(zip(labels, row, strict=False)) for row in values.tolist()]
-    result: list[Any] = values.tolist()
-    return result
+        # map() builds the thousand small dicts of a large answer without a Python loop.
+        return list(map(dict, map(zip, repeat(labels), values.tolist())))
+    return json_values(values)
 
 
 def _rows(rows: Any, signature: Signature) -> npt.NDArray[Any]:

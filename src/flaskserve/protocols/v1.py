@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,18 +38,20 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from flaskserve.access import PREDICT_FROM_PATH
-from flaskserve.errors import InvalidValue, MalformedRequest, ShapeMismatch, clip
+from flaskserve.errors import BadRequest, InvalidValue, MalformedRequest, ShapeMismatch, clip
 from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import Signature
 from flaskserve.protocols import explanation, image
 from flaskserve.protocols.openapi import Operation
-from flaskserve.protocols.payload import decode_json_body, encode_json
+from flaskserve.protocols.payload import decode_json_body, encode_json, json_values
 from flaskserve.protocols.schema import parse
 from flaskserve.protocols.wire import Decoded, PredictRoute, WireRequest, WireResponse
 from flaskserve.settings import RequestLimits
 
 #: TensorFlow Serving's name for "the default signature".
 DEFAULT_SIGNATURE = "serving_default"
+#: The feature set whose records cannot be told from ``{"b64": ...}`` wrappers.
+_B64_FEATURES = frozenset({"b64"})
 
 
 class PredictRequest(BaseModel):
@@ -128,7 +130,7 @@ def decode_request(
 
 def encode_response(values: npt.NDArray[Any], request: V1Request) -> dict[str, Any]:
     key = "outputs" if request.columnar else "predictions"
-    return {key: values.tolist()}
+    return {key: json_values(values)}
 
 
 def explain_response(values: npt.NDArray[Any], model: ServedModel) -> dict[str, Any]:
@@ -145,17 +147,28 @@ def explain_response(values: npt.NDArray[Any], model: ServedModel) -> dict[str, 
 
 
 def rows_matrix(rows: Any, signature: Signature, *, key: str) -> npt.NDArray[Any]:
-    """Rows given by position or by feature name, all one way; scalars for a one-feature model."""
+    """Rows given by position or by feature name, all one way; scalars for a one-feature model.
+
+    ``{"b64": ...}`` values are unwrapped only when the rows as sent are refused
+    (see :func:`_b64_unwrapped_if_refused`).
+    """
     if not isinstance(rows, list):
         raise ShapeMismatch(f"'{key}' must be a list of rows")
-    rows = [unwrap_b64(row) for row in rows]
-    if rows and all(isinstance(row, dict) for row in rows):
+    return _b64_unwrapped_if_refused(
+        lambda found: _rows_matrix(found, signature, key=key), rows, unwrap_b64, signature
+    )
+
+
+def _rows_matrix(rows: list[Any], signature: Signature, *, key: str) -> npt.NDArray[Any]:
+    # The row types as a set, built in C: a thousand rows cost one pass, not a generator loop each.
+    kinds = set(map(type, rows))
+    if rows and all(issubclass(kind, dict) for kind in kinds):
         return signature.matrix_from_records(rows)
-    if any(isinstance(row, dict) for row in rows):
+    if any(issubclass(kind, dict) for kind in kinds):
         raise ShapeMismatch(
             f"the rows of '{key}' must all be objects keyed by feature name, or all lists; not a mix"
         )
-    if signature.n_features == 1 and rows and not any(isinstance(row, list) for row in rows):
+    if signature.n_features == 1 and rows and not any(issubclass(kind, list) for kind in kinds):
         rows = [[value] for value in rows]
     return signature.matrix_from_rows(rows)
 
@@ -166,7 +179,34 @@ def columns_matrix(columns: Any, signature: Signature, *, key: str) -> npt.NDArr
         return rows_matrix(columns, signature, key=key)
     if not isinstance(columns, dict):
         raise ShapeMismatch(f"'{key}' must be an object of columns keyed by feature name, or a list of rows")
-    return signature.matrix_from_columns({name: unwrap_b64(values) for name, values in columns.items()})
+    return _b64_unwrapped_if_refused(signature.matrix_from_columns, columns, _unwrap_columns, signature)
+
+
+def _unwrap_columns(columns: dict[str, Any]) -> dict[str, Any]:
+    return {name: unwrap_b64(values) for name, values in columns.items()}
+
+
+def _b64_unwrapped_if_refused(
+    check: Callable[[Any], npt.NDArray[Any]],
+    values: Any,
+    unwrap: Callable[[Any], Any],
+    signature: Signature,
+) -> npt.NDArray[Any]:
+    """``check(values)`` as sent; if the signature refuses them, ``check(unwrap(values))``.
+
+    A ``{"b64": ...}`` wrapper is an object where the signature takes a number
+    or a string, so values holding one are always refused as sent: values that
+    pass hold none, and skip a walk over every value of a large request. Only
+    refused ones are unwrapped and checked again, which raises exactly the error
+    unwrapping first would have. The one exception is a model whose only feature
+    is named ``b64``, whose records look like wrappers: those are unwrapped first.
+    """
+    if signature.feature_set == _B64_FEATURES:
+        return check(unwrap(values))
+    try:
+        return check(values)
+    except BadRequest:
+        return check(unwrap(values))
 
 
 def unwrap_b64(value: Any) -> Any:

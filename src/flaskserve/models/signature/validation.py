@@ -18,11 +18,16 @@ A large request is checked in a few passes that run in C (``set(map(type, ...))`
 per value: a thousand rows cost tens of microseconds, not a millisecond. Only
 when a pass finds something wrong does a per-row loop run, to name the first
 offender in order, so the messages are those a row-by-row check would give.
+
+Every table is built from one flat, row-major list of its values: numpy turns a
+flat list of floats into an array several times faster than a list of rows, and
+one type pass over the flat list checks every value.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
@@ -46,43 +51,45 @@ if TYPE_CHECKING:
 
 #: How many expected feature names an error message lists.
 NAME_LIMIT = 8
-_NUMERIC_TYPES = (int, float)
-_NUMERIC_KINDS = frozenset(_NUMERIC_TYPES)
+#: The exact classes a table value may have (``bool`` is not among them), and with JSON ``null``.
+_NUMERIC_KINDS: frozenset[type] = frozenset((int, float))
+_NUMERIC_OR_NULL_KINDS: frozenset[type] = _NUMERIC_KINDS | {type(None)}
 
 
 def records_matrix(signature: Signature, records: Sequence[Mapping[str, Any]]) -> npt.NDArray[Any]:
     """Rows given by feature name, in any key order."""
-    rows = _picked_rows(signature, records)
-    if rows is None:
-        rows = _checked_records(signature, records)
+    values = _picked_values(signature, records)
+    if values is None:
+        values = _checked_records(signature, records)
     if signature.is_text:
-        return _texts(signature, [row[0] for row in rows])
-    return _to_matrix(signature, rows, len(records))
+        return _texts(signature, values)
+    return _to_matrix(signature, values, len(records))
 
 
-def _picked_rows(signature: Signature, records: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]] | None:
-    """The rows in signature order when every record is a dict with exactly the features; else None.
+def _picked_values(signature: Signature, records: Sequence[Mapping[str, Any]]) -> list[Any] | None:
+    """The values row by row in signature order when every record is a dict with exactly the features.
 
-    A dict holding every feature name and no more keys than there are features
-    holds exactly the features, so a length pass and a picker that raises on a
-    missing name check the keys of every record without a loop in Python.
+    None otherwise. A dict holding every feature name and no more keys than
+    there are features holds exactly the features, so a length pass and a
+    picker that raises on a missing name check the keys of every record without
+    a loop in Python.
     """
     names = signature.feature_names
     if not records or set(map(type, records)) != {dict} or set(map(len, records)) != {len(names)}:
         return None
     try:
         if len(names) == 1:
-            return list(zip(map(itemgetter(names[0]), records), strict=True))
-        return list(map(itemgetter(*names), records))
+            return list(map(itemgetter(names[0]), records))
+        return list(chain.from_iterable(map(itemgetter(*names), records)))
     except KeyError:
         return None
 
 
-def _checked_records(signature: Signature, records: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]]:
+def _checked_records(signature: Signature, records: Sequence[Mapping[str, Any]]) -> list[Any]:
     """Row by row, to refuse the first record that is not an object with exactly the features."""
     names = signature.feature_names
     expected = signature.feature_set
-    rows: list[Sequence[Any]] = []
+    values: list[Any] = []
     for index, record in enumerate(records):
         if not isinstance(record, Mapping):
             raise ShapeMismatch(
@@ -91,8 +98,8 @@ def _checked_records(signature: Signature, records: Sequence[Mapping[str, Any]])
             )
         if record.keys() != expected:
             _raise_key_mismatch(signature, record, index, len(records))
-        rows.append([record[name] for name in names])
-    return rows
+        values.extend(record[name] for name in names)
+    return values
 
 
 def rows_matrix(signature: Signature, rows: Any) -> npt.NDArray[Any]:
@@ -106,7 +113,7 @@ def rows_matrix(signature: Signature, rows: Any) -> npt.NDArray[Any]:
     n_features = signature.n_features
     if set(map(type, rows)) != {list} or set(map(len, rows)) != {n_features}:
         _check_rows(signature, rows)
-    return _to_matrix(signature, rows, len(rows))
+    return _to_matrix(signature, list(chain.from_iterable(rows)), len(rows))
 
 
 def _check_rows(signature: Signature, rows: list[Any]) -> None:
@@ -139,8 +146,8 @@ def columns_matrix(signature: Signature, columns: Mapping[str, Any]) -> npt.NDAr
         return _text_rows(signature, columns[names[0]])
     if all(isinstance(columns[name], np.ndarray) for name in names):
         return _check_array(signature, np.column_stack([columns[name] for name in names]))
-    rows = list(zip(*(columns[name] for name in names), strict=True))
-    return _to_matrix(signature, rows, n_rows)
+    values = list(chain.from_iterable(zip(*(columns[name] for name in names), strict=True)))
+    return _to_matrix(signature, values, n_rows)
 
 
 def object_array(values: list[Any]) -> npt.NDArray[Any]:
@@ -227,17 +234,19 @@ def _texts(signature: Signature, values: list[Any]) -> npt.NDArray[Any]:
 # -- tables ----------------------------------------------------------------------
 
 
-def _to_matrix(signature: Signature, rows: Sequence[Sequence[Any]], n_rows: int) -> npt.NDArray[Any]:
+def _to_matrix(signature: Signature, values: list[Any], n_rows: int) -> npt.NDArray[Any]:
+    """A matrix of ``n_rows`` rows from their values, row-major: only numbers pass."""
     if n_rows == 0:
         raise ShapeMismatch("the request has no rows; send at least one")
     # bool is not int here: type() sees the exact class, so true/false are refused like strings.
-    if not set(map(type, chain.from_iterable(rows))) <= _NUMERIC_KINDS:
-        rows = _numbers_or_nan(signature, rows)
+    kinds = set(map(type, values))
+    if not kinds <= _NUMERIC_KINDS:
+        values = _numbers_or_nan(signature, values, kinds)
     try:
-        matrix = np.array(rows, dtype=signature.dtype)
+        matrix = np.array(values, dtype=signature.dtype)
     except OverflowError:
-        _raise_out_of_range(signature, rows)
-    return _check_finite(signature, matrix)
+        _raise_out_of_range(signature, values)
+    return _check_finite(signature, matrix.reshape(n_rows, signature.n_features))
 
 
 def _check_array(signature: Signature, array: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -273,37 +282,31 @@ def _check_finite(signature: Signature, matrix: npt.NDArray[Any]) -> npt.NDArray
     return matrix
 
 
-def _numbers_or_nan(signature: Signature, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    """The rows with nulls as NaN where missing values are allowed; else the first non-number refused."""
-    cleaned: list[list[Any]] = []
-    for row_index, row in enumerate(rows):
-        values = list(row)
-        for col, value in enumerate(values):
-            if type(value) in _NUMERIC_TYPES:
-                continue
-            if value is None and signature.allow_missing:
-                values[col] = float("nan")
-                continue
-            raise InvalidValue(
-                f"feature '{signature.feature_names[col]}' in row {row_index} must be a number; "
-                f"got {_json_type(value)} {_preview(value)}".rstrip()
-            )
-        cleaned.append(values)
-    return cleaned
+def _numbers_or_nan(signature: Signature, values: list[Any], kinds: set[type]) -> list[Any]:
+    """The values with nulls as NaN where missing values are allowed; else the first non-number refused."""
+    if signature.allow_missing and kinds <= _NUMERIC_OR_NULL_KINDS:
+        return [math.nan if value is None else value for value in values]
+    allowed = _NUMERIC_OR_NULL_KINDS if signature.allow_missing else _NUMERIC_KINDS
+    position, value = next((i, v) for i, v in enumerate(values) if type(v) not in allowed)
+    row, col = divmod(position, signature.n_features)
+    raise InvalidValue(
+        f"feature '{signature.feature_names[col]}' in row {row} must be a number; "
+        f"got {_json_type(value)} {_preview(value)}".rstrip()
+    )
 
 
-def _raise_out_of_range(signature: Signature, rows: Sequence[Sequence[Any]]) -> NoReturn:
+def _raise_out_of_range(signature: Signature, values: list[Any]) -> NoReturn:
     """Refuse the first integer too large for the model's number type (JSON allows any length)."""
-    for row_index, row in enumerate(rows):
-        for col, value in enumerate(row):
-            try:
-                np.array(value, dtype=signature.dtype)
-            except OverflowError:
-                raise InvalidValue(
-                    f"feature '{signature.feature_names[col]}' in row {row_index} is an integer of "
-                    f"{value.bit_length()} bits, too large for {signature.dtype.name}; "
-                    "values must be finite numbers"
-                ) from None
+    for position, value in enumerate(values):
+        try:
+            np.array(value, dtype=signature.dtype)
+        except OverflowError:
+            row, col = divmod(position, signature.n_features)
+            raise InvalidValue(
+                f"feature '{signature.feature_names[col]}' in row {row} is an integer of "
+                f"{value.bit_length()} bits, too large for {signature.dtype.name}; "
+                "values must be finite numbers"
+            ) from None
     raise InvalidValue("a value is out of range for the model's number type")
 
 

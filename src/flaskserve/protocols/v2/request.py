@@ -239,7 +239,7 @@ def decode_json_tensor(
         raise ShapeMismatch(f"input '{clip(name)}': 'data' must be an array; got {type(data).__name__}")
     flat = data
     while flat and type(flat[0]) is list:
-        if not all(type(item) is list for item in flat):
+        if set(map(type, flat)) != {list}:
             raise ShapeMismatch(f"input '{clip(name)}': nested 'data' mixes arrays and values at one level")
         flat = list(itertools.chain.from_iterable(flat))
     expected = math.prod(shape)

@@ -12,12 +12,17 @@ import numpy.typing as npt
 from flaskserve.models.served import ServedModel
 from flaskserve.models.signature import Signature
 from flaskserve.protocols import binary, datatypes
+from flaskserve.protocols.payload import json_values
 from flaskserve.protocols.v2.request import InferRequest
 
 
 @dataclass(frozen=True)
 class EncodedResponse:
-    """The JSON header of an answer and the raw tensors that follow it (none for a JSON-only answer)."""
+    """The JSON header of an answer and the raw tensors that follow it (none for a JSON-only answer).
+
+    An output's ``data`` may be a flat numpy array, which :func:`~flaskserve.protocols.payload.encode_json`
+    writes as the list it holds.
+    """
 
     header: dict[str, Any]
     tensors: tuple[bytes, ...]
@@ -71,8 +76,8 @@ def _wire_values(values: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], str]:
     return values, datatype
 
 
-def _json_data(values: npt.NDArray[Any], datatype: str) -> list[Any]:
-    flat: list[Any] = values.reshape(-1).tolist()
+def _json_data(values: npt.NDArray[Any], datatype: str) -> Any:
+    flat = values.reshape(-1)
     if datatype == datatypes.BYTES:
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in flat]
-    return flat
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in flat.tolist()]
+    return json_values(flat)
