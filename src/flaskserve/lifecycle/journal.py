@@ -34,6 +34,7 @@ No Flask here: paths, bytes and plain values.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import logging
@@ -83,6 +84,22 @@ class JournalEntry:
     #: (version, digest of the model's settings file when it was made). Carried by each of the
     #: model's entries while it lasts, since a replay applies only the model's last one.
     pin: tuple[str, str] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        action: Action,
+        model: str,
+        versions: Mapping[str, str] | None = None,
+        failed: Mapping[str, tuple[str, str]] | None = None,
+        pin: tuple[str, str] | None = None,
+    ) -> JournalEntry:
+        """An entry not numbered yet (``seq`` and ``pid`` 0).
+
+        What :meth:`Journal.exclusive`'s ``append`` numbers and writes, and what a
+        process without a journal records nowhere: both take the same arguments.
+        """
+        return cls(0, action, model, dict(versions or {}), 0, dict(failed or {}), pin)
 
     def encode(self) -> bytes:
         document: dict[str, Any] = {
@@ -191,10 +208,11 @@ class Journal:
         """Hold the journal's lock, catch up with ``apply``, and yield a function that appends one entry.
 
         Everything inside the block is ordered with every other process's actions.
-        Call the yielded ``append(action, model, versions, failed, pin)`` once the action is
-        ready to take effect here and before it does: a failed action is not
-        journaled, so no sibling repeats it, and an append that fails raises
-        :class:`JournalUnavailable` before this process changed anything.
+        Call the yielded ``append(action, model, versions, failed, pin)`` (the arguments
+        of :meth:`JournalEntry.of`) once the action is ready to take effect here and
+        before it does: a failed action is not journaled, so no sibling repeats it, and
+        an append that fails raises :class:`JournalUnavailable` before this process
+        changed anything.
         """
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -207,21 +225,10 @@ class Journal:
             except OSError as exc:
                 raise JournalUnavailable(_unwritable(exc)) from exc
 
-            def append(
-                action: Action,
-                model: str,
-                versions: Mapping[str, str] | None = None,
-                failed: Mapping[str, tuple[str, str]] | None = None,
-                pin: tuple[str, str] | None = None,
-            ) -> JournalEntry:
-                entry = JournalEntry(
-                    self._last_seq + 1,
-                    action,
-                    model,
-                    dict(versions or {}),
-                    os.getpid(),
-                    dict(failed or {}),
-                    pin,
+            def append(*fields: Any, **named: Any) -> JournalEntry:
+                # The fields are JournalEntry.of's; this process numbers and signs the entry.
+                entry = dataclasses.replace(
+                    JournalEntry.of(*fields, **named), seq=self._last_seq + 1, pid=os.getpid()
                 )
                 line = entry.encode()
                 size = os.fstat(fd).st_size

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from flaskserve.errors import ConfigError
+from flaskserve.lifecycle.durable import flush
 from flaskserve.models.loaders import LoaderTable
 from flaskserve.models.repository import MODEL_SETTINGS_FILE, check_model_name, scan_model, version_key
 
@@ -152,9 +153,4 @@ def _replace(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(staging)
         raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(folder)
-    finally:
-        os.close(folder)
+    flush(path.parent)

@@ -10,13 +10,13 @@ Any tool can follow the same convention (docs/operations.md).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from flaskserve.errors import ConfigError
+from flaskserve.lifecycle.durable import flush
 from flaskserve.models.fingerprint import PUBLISHED_MARKER
 from flaskserve.models.loaders import LoaderTable
 from flaskserve.models.repository import check_model_name, valid_version, version_key
@@ -46,24 +46,14 @@ def publish(source: Path, model_dir: Path, loaders: LoaderTable, *, version: int
     try:
         for file in files:
             shutil.copyfile(file, staging / file.name)
-            _flush(staging / file.name)
+            flush(staging / file.name)
         (staging / PUBLISHED_MARKER).write_bytes(b"")
         staging.chmod(0o755)
-        _flush(staging)
+        flush(staging)
         # rename(2) of a folder onto a missing name is one step; it fails if the name was taken meanwhile.
         os.rename(staging, target)
-        _flush(model_dir)
+        flush(model_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
-
-
-def _flush(path: Path) -> None:
-    """fsync a file or folder, so that the rename never publishes bytes still only in memory."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
