@@ -12,8 +12,10 @@ alternating rounds so that a busy machine slows every configuration alike:
   of drift (and of the log's enqueue) is the median over rounds of each round's
   difference, as a share of the request without monitoring, judged against the 5 %
   target. Beside it, timed apart: the request's own part of drift
-  (:meth:`DriftMonitor.observe`, a hand-over), and the bulk counting that the
-  worker's flush thread does later, per row, for flushes of a few sizes;
+  (:meth:`DriftMonitor.observe`, a hand-over), the bulk counting that the
+  worker's flush thread does later, per row, for flushes of a few sizes, and the
+  request's own part of the inference log (:func:`queue_record` as the prediction
+  lane calls it: the sampling draw and the hand-over of the request's facts);
 * **served**, ``flaskserve serve`` with two workers under a closed loop of one-row
   requests from four kept-alive connections (this script's threads, so that the
   benchmark needs nothing but Python; the client's own overhead is the same in every
@@ -52,10 +54,11 @@ from process import ServerProcess, free_port, running
 
 from flaskserve.app import create_app
 from flaskserve.demo import DEMO_MODEL_NAME, train_demo_model
+from flaskserve.observability.context import RequestNotes
 from flaskserve.observability.drift.monitor import DriftMonitor
 from flaskserve.observability.drift.profile import REFERENCE_FILE
 from flaskserve.observability.drift.window import DriftWindow, TimeSlots
-from flaskserve.observability.monitoring import Monitoring
+from flaskserve.observability.monitoring import Monitoring, get_monitoring, queue_record
 from flaskserve.runtime import get_runtime
 from flaskserve.settings import load_settings
 
@@ -76,6 +79,8 @@ BLOCK = 25
 #: One-row requests held before each timed flush of the bulk counting: a flush every half second
 #: holds 10 of them at 20 requests a second, 1,000 at 2,000.
 FLUSHED_ROWS = (10, 100, 1000)
+#: Seconds the inference log's writer is given to write a round of enqueues before the next.
+LOG_CATCH_UP_S = 0.3
 _MARKERS = ("<!-- bench-monitoring:start -->", "<!-- bench-monitoring:end -->")
 
 NO_MONITORING = "no monitoring"
@@ -100,6 +105,8 @@ class InProcess:
     drift_rounds: list[float]
     log_rounds: list[float]
     observe: float
+    #: CPU seconds of the inference log's request part (the enqueue) per request.
+    enqueue: float
     #: CPU seconds of bulk counting per row, by the number of rows flushed at once.
     flush_per_row: dict[int, float]
     rounds: int
@@ -140,6 +147,7 @@ def in_process(plain: Path, profiled: Path, folder: Path, rounds: int, count: in
                 spent[name] += cpu_per_request(apps[name], make_environ, BLOCK)
         for name in names:
             times[name].append(spent[name] / (count // BLOCK))
+    enqueue = log_part(apps[DRIFT_AND_LOG], rounds, count)
     for app in apps.values():
         Monitoring.flush(app)
     off, on, logged = times[NO_MONITORING], times[DRIFT], times[DRIFT_AND_LOG]
@@ -149,6 +157,7 @@ def in_process(plain: Path, profiled: Path, folder: Path, rounds: int, count: in
         drift_rounds=[b - a for a, b in zip(off, on, strict=True)],
         log_rounds=[c - b for b, c in zip(on, logged, strict=True)],
         observe=observe,
+        enqueue=enqueue,
         flush_per_row=flush_per_row,
         rounds=rounds,
     )
@@ -210,6 +219,36 @@ def drift_parts(app: Any, rounds: int, count: int) -> tuple[float, dict[int, flo
             drift.flush()
             flushed[rows].append((time.thread_time() - started) / rows)
     return statistics.median(handed), {rows: statistics.median(found) for rows, found in flushed.items()}
+
+
+def log_part(app: Any, rounds: int, count: int) -> float:
+    """CPU seconds of the inference log's request part per request: :func:`queue_record` as the lane calls it.
+
+    Against the app's own writer (files), whose thread builds, serialises and writes
+    the records meanwhile (not counted: it is not the request's thread). A pause after
+    each round lets it catch up, so that no record timed here is dropped: a round
+    enqueues far faster than requests arrive.
+    """
+    state = get_monitoring(app)
+    (model,) = get_runtime(app).registry.models()
+    exchange = (model, np.array([[1.5, 2.0]]), {"predict": np.array([7.0])})
+    said = RequestNotes(model=model.name, version=model.version, method="predict", rows=1, protocol="simple")
+    spent: list[float] = []
+    for _ in range(rounds):
+        started = time.thread_time()
+        for number in range(count):
+            queue_record(
+                state,
+                said,
+                exchange,
+                status=200,
+                started=time.perf_counter(),
+                request_id=f"bench-{number}",
+                key_name=None,
+            )
+        spent.append((time.thread_time() - started) / count)
+        time.sleep(LOG_CATCH_UP_S)
+    return statistics.median(spent)
 
 
 @contextmanager
@@ -396,6 +435,7 @@ def table(inprocess: InProcess, server: list[tuple[str, Any]], rounds: int, seco
         ("drift, side by side (median of each round's on minus off)", inprocess.drift),
         ("inference log to files, side by side (each round's log minus drift)", inprocess.log),
         ("drift's request part alone (the hand-over to the worker's flush)", inprocess.observe),
+        ("inference log's request part alone (the enqueue: sampling draw and hand-over)", inprocess.enqueue),
     ]
     for flushed, per_row in inprocess.flush_per_row.items():
         rows.append((f"drift's bulk counting, per row, in flushes of {flushed} rows", per_row))

@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from flask import Flask
 
 from flaskserve.app import create_app
 from flaskserve.errors import ConfigError
-from flaskserve.observability.inference_log.record import InferenceRecord, redacted_value
+from flaskserve.observability.inference_log.record import InferenceRecord, RequestFacts, redacted_value
 from flaskserve.observability.inference_log.sinks.cloudevents import REQUEST_EVENT, RESPONSE_EVENT
 from flaskserve.observability.inference_log.writer import LogWriter
 from flaskserve.observability.monitoring import Monitoring
@@ -238,3 +239,158 @@ def test_a_full_queue_drops_instead_of_waiting() -> None:
     writer.close()
     # One batch is held by the stuck sink, ten wait in the queue, the rest are dropped.
     assert 100 - 11 <= drops["queue_full"] <= 100 - 10
+
+
+class KeepingSink:
+    """Keeps every record it is given, and the thread that gave it."""
+
+    def __init__(self) -> None:
+        self.records: list[InferenceRecord] = []
+        self.threads: set[str] = set()
+
+    def write(self, records: Sequence[InferenceRecord]) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.records.extend(records)
+
+    def close(self) -> None:
+        pass
+
+
+MATRIX = np.array([[5.1, 3.5], [np.nan, 3.0]])
+ANSWERS = {"predict": np.array([0, 2]), "predict_proba": np.array([[0.9, 0.1], [0.2, 0.8]])}
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        pytest.param(
+            RequestFacts(
+                time=1_700_000_000.25,
+                ended=10.0123456,
+                started=10.0,
+                request_id="req-1",
+                model="iris",
+                version="2",
+                protocol="simple",
+                method="predict",
+                status=200,
+                key_name="reader",
+                feature_names=("sepal_length", "sepal_width"),
+                inputs=MATRIX,
+                outputs=ANSWERS,
+                redactions={"sepal_width": "hash"},
+            ),
+            InferenceRecord(
+                time=1_700_000_000.25,
+                request_id="req-1",
+                model="iris",
+                version="2",
+                protocol="simple",
+                method="predict",
+                status=200,
+                latency_ms=round((10.0123456 - 10.0) * 1000, 3),
+                key_name="reader",
+                feature_names=("sepal_length", "sepal_width"),
+                inputs=MATRIX,
+                outputs=ANSWERS,
+                redactions={"sepal_width": "hash"},
+            ),
+            id="an answered prediction, its arrays by reference and its redactions",
+        ),
+        pytest.param(
+            RequestFacts(
+                time=1_700_000_001.5,
+                ended=3.25,
+                started=3.0,
+                request_id="req-2",
+                model="iris",
+                version=None,
+                protocol="v2",
+                method=None,
+                status=400,
+                key_name=None,
+                feature_names=(),
+                inputs=None,
+                outputs=None,
+                redactions={},
+            ),
+            InferenceRecord(
+                time=1_700_000_001.5,
+                request_id="req-2",
+                model="iris",
+                version="",
+                protocol="v2",
+                method="",
+                status=400,
+                latency_ms=250.0,
+            ),
+            id="a request refused before its version and method were known",
+        ),
+        pytest.param(
+            RequestFacts(
+                time=1_700_000_002.0,
+                ended=7.5,
+                started=None,
+                request_id="",
+                model="linear",
+                version="1",
+                protocol="simple",
+                method="predict",
+                status=500,
+                key_name=None,
+                feature_names=(),
+                inputs=None,
+                outputs=None,
+                redactions={},
+            ),
+            InferenceRecord(
+                time=1_700_000_002.0,
+                request_id="",
+                model="linear",
+                version="1",
+                protocol="simple",
+                method="predict",
+                status=500,
+                latency_ms=0.0,
+            ),
+            id="a request nothing timed",
+        ),
+    ],
+)
+def test_the_writer_builds_the_record_the_request_would_have_built(
+    facts: RequestFacts, expected: InferenceRecord
+) -> None:
+    sink = KeepingSink()
+    writer = LogWriter(lambda: sink, dropped=lambda reason, n: None, written=lambda n: None)
+    writer.submit(facts)
+    writer.close()
+
+    (built,) = sink.records
+    assert sink.threads == {"flaskserve-inference-log"}
+    assert built == expected
+    # Every sink serialises the record through these: the same record, the same bytes.
+    assert orjson.dumps(built.document()) == orjson.dumps(expected.document())
+    assert built.inputs is facts.inputs
+    assert built.outputs is facts.outputs
+
+
+def test_a_whole_batch_is_written_without_waiting_for_the_interval() -> None:
+    sink = KeepingSink()
+    writer = LogWriter(
+        lambda: sink,
+        dropped=lambda reason, n: None,
+        written=lambda n: None,
+        batch_size=3,
+        flush_interval_s=600,
+    )
+    for number in range(3):
+        writer.submit(record(number))
+    # Long before the interval is up, and with nothing closing the writer.
+    deadline = time.monotonic() + 5
+    while len(sink.records) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [r.request_id for r in sink.records] == ["0", "1", "2"]
+
+    writer.submit(record(3))
+    writer.close()
+    assert [r.request_id for r in sink.records] == ["0", "1", "2", "3"]

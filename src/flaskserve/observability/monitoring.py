@@ -31,12 +31,12 @@ from flaskserve.models.served import ServedModel
 from flaskserve.observability.context import RequestNotes, current_request_id, notes
 from flaskserve.observability.drift.monitor import FLUSH_INTERVAL_S, DriftMonitor
 from flaskserve.observability.drift.window import DriftWindow, RowSlots, SharedRowCounter, Slots, TimeSlots
-from flaskserve.observability.inference_log.record import InferenceRecord
+from flaskserve.observability.inference_log.record import RequestFacts
 from flaskserve.observability.inference_log.sinks import check_url, sink_factory
 from flaskserve.observability.inference_log.writer import DROP_REASONS, LogWriter
 from flaskserve.observability.metrics import Metrics
 from flaskserve.observability.tracker import started_at
-from flaskserve.settings import Settings
+from flaskserve.settings import ModelSettings, Settings
 
 __all__ = ["EXTENSION_KEY", "Exchange", "Monitoring", "get_monitoring", "observe_prediction", "queue_record"]
 
@@ -54,6 +54,18 @@ class _State:
     writers: dict[str, LogWriter] = field(default_factory=dict)
     dropped: Counter | None = None
     written: Counter | None = None
+    #: The settings of a model the configuration does not name, made once: a pydantic model
+    #: validated per request would cost a request more than its whole log record.
+    unconfigured: ModelSettings = field(default_factory=ModelSettings)
+
+    @property
+    def logs(self) -> bool:
+        """Whether any model's records go anywhere (the server-wide log or a model's own)."""
+        return self.dropped is not None
+
+    def model_settings(self, name: str) -> ModelSettings:
+        """The configured settings of model ``name``, for a request that failed before it was resolved."""
+        return self.settings.models.get(name) or self.unconfigured
 
     def writer(self, url: str) -> LogWriter:
         found = self.writers.get(url)
@@ -61,9 +73,11 @@ class _State:
             dropped, written = self.dropped, self.written
             assert dropped is not None
             assert written is not None
+            # Each reason's child looked up once: a request that finds the queue full only counts.
+            by_reason = {reason: dropped.labels(reason) for reason in DROP_REASONS}
             found = self.writers[url] = LogWriter(
                 sink_factory(url),
-                dropped=lambda reason, count: dropped.labels(reason).inc(count),
+                dropped=lambda reason, count: by_reason[reason].inc(count),
                 written=written.inc,
                 queue_size=self.settings.inference_log_queue_size,
                 flush_interval_s=self.settings.inference_log_flush_s,
@@ -75,7 +89,7 @@ class _State:
     ) -> Exchange | None:
         """Count a prediction into the drift window; what to keep for its log record, if there is a log."""
         self.drift.observe(model, matrix, results)
-        return (model, matrix, results) if self.dropped is not None else None
+        return (model, matrix, results) if self.logs else None
 
 
 class Monitoring:
@@ -177,29 +191,38 @@ def queue_record(
     """Queue the log record of a prediction request, answered with ``status``, if its model is logged.
 
     Framework-free: the Flask hook and the prediction lane pass what they know of the request.
+    The request pays for the sampling draw and a hand-over of its facts; the writer's
+    thread builds the record (:meth:`RequestFacts.record`) and serialises it.
     """
-    if said.model is None or said.protocol is None:
+    if not state.logs or said.model is None or said.protocol is None:
         return
-    model_settings = (
-        exchange[0].settings if exchange is not None else state.settings.model_settings(said.model)
-    )
+    if exchange is None:
+        model_settings = state.model_settings(said.model)
+        feature_names: tuple[str, ...] = ()
+        inputs = outputs = None
+    else:
+        model, inputs, outputs = exchange
+        model_settings = model.settings
+        feature_names = model.signature.feature_names
     url = model_settings.inference_log or state.settings.inference_log
     rate = model_settings.log_sample_rate
     if url is None or (rate < 1.0 and random.random() >= rate):
         return
-    record = InferenceRecord(
-        time=time.time(),
-        request_id=request_id,
-        model=said.model,
-        version=said.version or "",
-        protocol=said.protocol,
-        method=said.method or "",
-        status=status,
-        latency_ms=round((time.perf_counter() - started) * 1000, 3) if started is not None else 0.0,
-        key_name=key_name,
-        feature_names=exchange[0].signature.feature_names if exchange is not None else (),
-        inputs=exchange[1] if exchange is not None else None,
-        outputs=exchange[2] if exchange is not None else None,
-        redactions=model_settings.log_redact,
+    state.writer(url).submit(
+        RequestFacts(
+            time.time(),
+            time.perf_counter(),
+            started,
+            request_id,
+            said.model,
+            said.version,
+            said.protocol,
+            said.method,
+            status,
+            key_name,
+            feature_names,
+            inputs,
+            outputs,
+            model_settings.log_redact,
+        )
     )
-    state.writer(url).submit(record)

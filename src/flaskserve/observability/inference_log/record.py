@@ -1,9 +1,15 @@
 """One prediction's record, and its JSON form with the model's redactions applied.
 
-A record is built on the request's thread from what the prediction edge already
-holds (the validated matrix and the model's answers, by reference), so that
-making it costs next to nothing there; turning it into JSON, with features
-hashed or dropped, happens on the writer's thread.
+A request hands over its facts only (:class:`RequestFacts`: one tuple of what it
+already holds — names, status, timings, and the validated matrix and the
+model's answers by reference), so that logging costs it an enqueue and nothing
+more. The writer's thread builds the :class:`InferenceRecord` from them and
+turns it into JSON, with features hashed or dropped.
+
+The arrays are not copied: nothing writes into them once the prediction is
+answered. The protocols decode each request into a matrix of its own, the model
+(or the batcher, for its slice of a batched call) answers into new arrays, and
+the prediction cache keeps a read-only copy of an answer and hands that out.
 
 ``inputs`` is a list of rows, each an object by feature name (the simple
 protocol's shape); ``outputs`` maps each method asked for to its list of answers.
@@ -15,13 +21,13 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
-__all__ = ["InferenceRecord", "Redaction", "redacted_value"]
+__all__ = ["InferenceRecord", "Redaction", "RequestFacts", "redacted_value"]
 
 #: What to do with a feature's values: replace them by a digest, or leave the feature out.
 Redaction = Literal["hash", "drop"]
@@ -91,6 +97,47 @@ class InferenceRecord:
             "inputs": self.input_rows(),
             "outputs": self.output_lists(),
         }
+
+
+class RequestFacts(NamedTuple):
+    """What a request hands the writer, as it holds it: a tuple is the cheapest thing to make.
+
+    ``inputs`` and ``outputs`` are ``None`` when the request failed before its model
+    answered; ``started`` is ``None`` when nothing timed the request.
+    """
+
+    time: float
+    ended: float
+    started: float | None
+    request_id: str
+    model: str
+    version: str | None
+    protocol: str
+    method: str | None
+    status: int
+    key_name: str | None
+    feature_names: tuple[str, ...]
+    inputs: npt.NDArray[Any] | None
+    outputs: Mapping[str, npt.NDArray[Any]] | None
+    redactions: Mapping[str, Redaction]
+
+    def record(self) -> InferenceRecord:
+        """The record of this request; built on the writer's thread."""
+        return InferenceRecord(
+            time=self.time,
+            request_id=self.request_id,
+            model=self.model,
+            version=self.version or "",
+            protocol=self.protocol,
+            method=self.method or "",
+            status=self.status,
+            latency_ms=round((self.ended - self.started) * 1000, 3) if self.started is not None else 0.0,
+            key_name=self.key_name,
+            feature_names=self.feature_names,
+            inputs=self.inputs,
+            outputs=self.outputs,
+            redactions=self.redactions,
+        )
 
 
 def _plain(values: npt.NDArray[Any]) -> Any:

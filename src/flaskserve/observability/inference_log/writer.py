@@ -3,9 +3,12 @@
 Guarantees:
 
 * **A request waits for nothing but the enqueue.** :meth:`LogWriter.submit`
-  puts the record on a queue of at most ``queue_size`` records without blocking;
-  when the queue is full the record is dropped and counted
-  (``flaskserve_inference_log_dropped_total{reason="queue_full"}``).
+  appends the request's facts to a list of at most ``queue_size`` entries, under
+  a lock held for the append alone; when the list is full the entry is dropped
+  and counted (``flaskserve_inference_log_dropped_total{reason="queue_full"}``).
+  The writer's thread is not woken per record — it wakes every
+  ``flush_interval_s``, or once ``batch_size`` entries wait — and it is there,
+  not on the request, that each record is built and serialised.
 * **A request never fails because of the log.** Only the writer's thread talks to
   the sink; a batch the sink refuses (it is down, the connection was cut) is
   dropped and counted (``reason="sink_error"``), the sink is reopened after a
@@ -22,18 +25,16 @@ Guarantees:
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from flaskserve.observability.inference_log.record import InferenceRecord
+from flaskserve.observability.inference_log.record import InferenceRecord, RequestFacts
 
-__all__ = ["DROP_REASONS", "MAX_RETRY_S", "LogWriter", "Sink"]
+__all__ = ["DROP_REASONS", "MAX_RETRY_S", "Entry", "LogWriter", "Sink"]
 
 log = logging.getLogger("flaskserve.inference_log")
 
@@ -44,6 +45,9 @@ MAX_RETRY_S = 5.0
 _FIRST_RETRY_S = 0.25
 #: How often a failing sink is reported in the log, at most.
 _REPORT_EVERY_S = 30.0
+
+#: What is queued: a request's facts (the record is built from them on the writer's thread), or a record.
+Entry = RequestFacts | InferenceRecord
 
 
 class Sink(Protocol):
@@ -85,18 +89,26 @@ class LogWriter:
         self._close_timeout_s = close_timeout_s
         self._start_lock = threading.Lock()
         self._pid: int | None = None
-        self._queue: queue.Queue[InferenceRecord | None] = queue.Queue(queue_size)
+        # Entries waiting for the writer, oldest first; requests append, the writer takes batches.
+        self._queued: list[Entry] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
-    def submit(self, record: InferenceRecord) -> None:
-        """Queue ``record`` for writing, or drop and count it when the queue is full. Never blocks."""
+    def submit(self, entry: Entry) -> None:
+        """Queue ``entry`` for writing, or drop and count it when the queue is full. Never blocks."""
         if self._pid != os.getpid():
             self._start()
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        with self._lock:
+            waiting = len(self._queued)
+            if waiting < self._queue_size:
+                self._queued.append(entry)
+        if waiting >= self._queue_size:
             self._dropped("queue_full", 1)
+        elif waiting + 1 == self._batch_size:
+            # A whole batch waits: worth writing before the interval is up. Once per batch, not per record.
+            self._wake.set()
 
     def close(self) -> None:
         """Write what is queued (for up to ``close_timeout_s``) and stop the thread."""
@@ -104,8 +116,7 @@ class LogWriter:
         if thread is None or self._pid != os.getpid() or not thread.is_alive():
             return
         self._stopping.set()
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=self._close_timeout_s)
+        self._wake.set()
         thread.join(self._close_timeout_s)
 
     def _start(self) -> None:
@@ -113,7 +124,9 @@ class LogWriter:
             if self._pid == os.getpid():
                 return
             # A fresh queue and thread in this process: the parent's did not survive the fork.
-            self._queue = queue.Queue(self._queue_size)
+            self._queued = []
+            self._lock = threading.Lock()
+            self._wake = threading.Event()
             self._stopping = threading.Event()
             self._thread = threading.Thread(target=self._run, name="flaskserve-inference-log", daemon=True)
             self._thread.start()
@@ -125,12 +138,16 @@ class LogWriter:
         retry_s = _FIRST_RETRY_S
         last_report = -_REPORT_EVERY_S
         while True:
-            batch, last = self._next_batch()
-            if batch:
+            self._wake.wait(self._flush_interval_s)
+            self._wake.clear()
+            # Read before taking: what was queued before the stop is written, then the thread ends.
+            last = self._stopping.is_set()
+            while batch := self._take():
                 try:
+                    records = [_built(entry) for entry in batch]
                     if sink is None:
                         sink = self._open_sink()
-                    sink.write(batch)
+                    sink.write(records)
                 except Exception as exc:
                     self._dropped("sink_error", len(batch))
                     now = time.monotonic()
@@ -142,7 +159,7 @@ class LogWriter:
                         )
                     _closed(sink)
                     sink = None
-                    if not last:
+                    if not self._stopping.is_set():
                         # Waiting fills the queue; what overflows is counted as queue_full.
                         self._stopping.wait(retry_s)
                         retry_s = min(retry_s * 2, MAX_RETRY_S)
@@ -153,22 +170,16 @@ class LogWriter:
                 _closed(sink)
                 return
 
-    def _next_batch(self) -> tuple[list[InferenceRecord], bool]:
-        """Up to ``batch_size`` records, waiting at most the flush interval; and whether to stop after."""
-        batch: list[InferenceRecord] = []
-        deadline = time.monotonic() + self._flush_interval_s
-        while len(batch) < self._batch_size:
-            remaining = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                if batch or not self._stopping.is_set():
-                    return batch, False
-                return batch, True
-            if item is None:
-                return batch, True
-            batch.append(item)
-        return batch, False
+    def _take(self) -> list[Entry]:
+        """The oldest ``batch_size`` entries queued (or fewer), taken off the queue."""
+        with self._lock:
+            batch = self._queued[: self._batch_size]
+            del self._queued[: self._batch_size]
+        return batch
+
+
+def _built(entry: Entry) -> InferenceRecord:
+    return entry if isinstance(entry, InferenceRecord) else entry.record()
 
 
 def _closed(sink: Sink | None) -> None:
