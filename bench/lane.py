@@ -8,7 +8,10 @@ median of several rounds) of each side by side with the two hello-world apps of
 each flaskserve path, the functions that took the most time of their own
 (cProfile, top entries by ``tottime``).
 
-    python bench/lane.py [--requests 5000] [--rounds 5] [--top 15]
+``--rate-limit`` turns rate limits on in both apps (counted in memory, with a
+limit no round reaches), to show what the check costs each path.
+
+    python bench/lane.py [--requests 5000] [--rounds 5] [--top 15] [--rate-limit 100000000/minute]
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--rate-limit", default=None, help="e.g. 100000000/minute; none by default")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         repository = testing.write_repository(
@@ -58,7 +62,13 @@ def main() -> None:
         )
         apps = {
             label: create_app(
-                load_settings(None, model_path=repository, default_model="linear", fast_lane=on)
+                load_settings(
+                    None,
+                    model_path=repository,
+                    default_model="linear",
+                    fast_lane=on,
+                    rate_limit=args.rate_limit,
+                )
             )
             for label, on in (("Flask", False), ("lane", True))
         }

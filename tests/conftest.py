@@ -42,6 +42,7 @@ BOTH_LANES = frozenset(
         "observability/test_request_id.py",
         "security/test_auth.py",
         "security/test_headers.py",
+        "security/test_ratelimit.py",
         "security/test_routes.py",
         "security/test_scopes.py",
         "web/test_bodies.py",

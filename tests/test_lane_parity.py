@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -78,11 +81,22 @@ def keys(tmp_path: Path) -> Keys:
 
 @pytest.fixture
 def pair(make_settings: Callable[..., Settings], keys: Keys) -> Callable[..., tuple[Flask, Flask]]:
+    """Two apps built from ``overrides``, with the lane and without.
+
+    Each counts rate limits in counters of its own, also in a shared storage: with a
+    ``rate_limit_key_prefix``, the lane's app counts under ``PREFIX-lane``, the other
+    under ``PREFIX-flask``, so that both start from the same fresh counters.
+    """
+
     def build(**overrides: Any) -> tuple[Flask, Flask]:
         common: dict[str, Any] = {"keys_file": keys.file, "cache_size": 16, **overrides}
-        return create_app(make_settings(fast_lane=True, **common)), create_app(
-            make_settings(fast_lane=False, **common)
-        )
+        apps = []
+        for on, path in ((True, "lane"), (False, "flask")):
+            own = dict(common)
+            if "rate_limit_key_prefix" in own:
+                own["rate_limit_key_prefix"] = f"{own['rate_limit_key_prefix']}-{path}"
+            apps.append(create_app(make_settings(fast_lane=on, **own)))
+        return apps[0], apps[1]
 
     return build
 
@@ -228,3 +242,132 @@ def test_rate_limited_requests_are_answered_the_same(
 
     assert [status for status, _, _ in answers[0]] == [200, 200, 429]
     assert answers[0] == answers[1]
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix no other test uses in the machine's Redis; its counters are deleted afterwards."""
+    prefix = f"lane-parity-{uuid.uuid4().hex}"
+    yield prefix
+    store = redis.Redis.from_url(REDIS_URL)
+    for key in store.scan_iter(match=f"*{prefix}*"):
+        store.delete(key)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _answers(app: Flask, calls: list[Call], keys: Keys) -> list[tuple[int, list[tuple[str, str]], str]]:
+    return [_send(app, call, keys) for call in calls]
+
+
+ONE_ROW = Call("/predict", json={"x": 1, "y": 2})
+IRIS = Call("/models/iris/predict", json={"instances": [IRIS_ROW]})
+
+
+def test_rate_limits_counted_in_redis_are_answered_the_same(
+    pair: Callable[..., tuple[Flask, Flask]],
+    keys: Keys,
+    access_lines: list[logging.LogRecord],
+    redis_prefix: str,
+) -> None:
+    lane, flask = pair(
+        rate_limit="2/minute", rate_limit_storage=REDIS_URL, rate_limit_key_prefix=redis_prefix
+    )
+    calls = [ONE_ROW, ONE_ROW, ONE_ROW, IRIS, Call("/predict", json={"x": 1, "y": 2}, key="iris-only")]
+
+    answers = _answers(lane, calls, keys)
+    lane_lines = _access(access_lines)
+    access_lines.clear()
+
+    assert [status for status, _, _ in answers] == [200, 200, 429, 200, 403]
+    assert answers == _answers(flask, calls, keys)
+    assert lane_lines == _access(access_lines)
+    assert _counts(lane, keys) == _counts(flask, keys)
+    counters = redis.Redis.from_url(REDIS_URL).keys(f"*{redis_prefix}-lane*")
+    assert len(counters) == 2, "one counter per model for the key"
+
+
+def test_each_key_and_each_model_limit_are_counted_the_same(
+    pair: Callable[..., tuple[Flask, Flask]], keys: Keys
+) -> None:
+    lane, flask = pair(rate_limit="3/minute", models={"iris": {"rate_limit": "1/minute"}})
+    calls = [IRIS, IRIS, Call("/models/iris/predict", json={"instances": [IRIS_ROW]}, key="iris-only")]
+    calls += [ONE_ROW] * 4
+
+    answers = _answers(lane, calls, keys)
+
+    assert [status for status, _, _ in answers] == [200, 429, 200, 200, 200, 200, 429]
+    assert answers == _answers(flask, calls, keys)
+
+
+@pytest.mark.parametrize(
+    ("fallback", "statuses"),
+    [
+        pytest.param("memory", [200, 200, 429], id="counted in memory"),
+        pytest.param("refuse", [503, 503, 503], id="refused"),
+    ],
+)
+def test_unreachable_counters_are_answered_the_same(
+    pair: Callable[..., tuple[Flask, Flask]], keys: Keys, fallback: str, statuses: list[int]
+) -> None:
+    lane, flask = pair(
+        rate_limit="2/minute",
+        rate_limit_storage=f"redis://127.0.0.1:{_closed_port()}/0",
+        rate_limit_fallback=fallback,
+    )
+
+    answers = _answers(lane, [ONE_ROW] * 3, keys)
+
+    assert [status for status, _, _ in answers] == statuses
+    assert answers == _answers(flask, [ONE_ROW] * 3, keys)
+
+
+SITE = "https://app.example"
+
+
+@pytest.mark.parametrize("origins", [[SITE], ["*"]], ids=["one origin", "any origin"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(Call("/predict", json={"x": 1, "y": 2}, headers={"Origin": SITE}), id="allowed"),
+        pytest.param(
+            Call("/predict", json={"x": 1, "y": 2}, headers={"Origin": "https://other.example"}), id="other"
+        ),
+        pytest.param(Call("/predict", json={"x": 1, "y": 2}), id="no origin"),
+        pytest.param(
+            Call("/predict", json={"x": 1, "y": 2}, key=None, headers={"Origin": SITE}), id="refused"
+        ),
+    ],
+)
+def test_cross_origin_calls_are_answered_the_same(
+    pair: Callable[..., tuple[Flask, Flask]], keys: Keys, origins: list[str], call: Call
+) -> None:
+    lane, flask = pair(cors_origins=origins, rate_limit="1/minute")
+
+    answers = [_answers(app, [call, call], keys) for app in (lane, flask)]
+
+    assert answers[0] == answers[1]
+    assert [status for status, _, _ in answers[0]] in ([200, 429], [401, 401])
+
+
+def test_a_page_of_an_allowed_origin_may_read_the_answer_and_the_refusal(
+    pair: Callable[..., tuple[Flask, Flask]], keys: Keys
+) -> None:
+    lane, _ = pair(cors_origins=[SITE], rate_limit="1/minute")
+    call = Call("/predict", json={"x": 1, "y": 2}, headers={"Origin": SITE})
+
+    answers = [dict(headers) for _, headers, _ in _answers(lane, [call, call], keys)]
+
+    for headers in answers:
+        assert headers["Access-Control-Allow-Origin"] == SITE
+        assert "RateLimit-Remaining" in headers["Access-Control-Expose-Headers"]
+        assert headers["Vary"] == "Origin"
+    assert answers[1]["Retry-After"]

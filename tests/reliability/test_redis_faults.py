@@ -45,8 +45,8 @@ NEEDS_REDIS = pytest.mark.skipif(shutil.which("redis-server") is None, reason="n
 
 FLAP_S = float(os.environ.get("FAULT_SECONDS", "15")) / 3
 LIMIT = "1000/minute"
-#: How long the workers may take to count in Redis again once it is back: Flask-Limiter checks a
-#: dead storage with an exponential back-off (1, 2, 4 … 32 s between checks).
+#: How long the workers may take to count in Redis again once it is back: the rate-limit policy checks
+#: a dead storage with an exponential back-off (1, 2, 4 … 32 s between checks).
 RECOVERY_S = 40.0
 #: How long Redis is frozen (``SIGSTOP``) at the end: it hangs rather than refuses.
 FROZEN_S = 2.0
@@ -253,7 +253,7 @@ def test_with_refuse_requests_get_503_while_redis_is_down_and_200_once_it_is_bac
 
 
 class CountsThenFails(MemoryStorage):
-    """Counters that cannot be read once past one: the storage lost between a refusal and its answer.
+    """Counters whose window cannot be read once past one: the storage lost between a refusal and its answer.
 
     ``limits`` finds a storage by its scheme, so defining the class makes ``counts-then-fails://``
     a storage URL.
@@ -261,11 +261,11 @@ class CountsThenFails(MemoryStorage):
 
     STORAGE_SCHEME: ClassVar[list[str]] = ["counts-then-fails"]
 
-    def get(self, key: str) -> int:
-        count: int = super().get(key)
-        if count > 1:
+    def get_expiry(self, key: str) -> float:
+        if super().get(key) > 1:
             raise StorageError(ConnectionError("the storage went away"))
-        return count
+        expiry: float = super().get_expiry(key)
+        return expiry
 
 
 @pytest.mark.parametrize("fallback", ["memory", "refuse"])

@@ -9,10 +9,13 @@ What it runs is what Flask runs, called rather than copied: the tracker's
 request id, timing, metrics and access line
 (:class:`~flaskserve.observability.tracker.TrackerState`), the repository
 journal of sibling workers, the key check against the route's declared access
-(:class:`~flaskserve.security.auth.AuthPolicy`), the body reader and its limits
+(:class:`~flaskserve.security.auth.AuthPolicy`), the rate limits
+(:class:`~flaskserve.security.ratelimit.RateLimitPolicy`: the same counters,
+keys, headers and refusals), the body reader and its limits
 (:func:`~flaskserve.web.bodies.read_declared_body`), the prediction edge itself
 (:func:`~flaskserve.api.predict.answer`: protocols, inference service, drift),
 the inference log (:func:`~flaskserve.observability.monitoring.queue_record`),
+the CORS headers of a cross-origin call (:func:`~flaskserve.security.cors.add_simple_headers`),
 the security headers (:class:`~flaskserve.security.headers.HeaderPolicy`), the
 ``Connection: close`` of refused unread bodies and the one error renderer
 (:func:`~flaskserve.web.errors.render_any`). Its routes are the protocol table's
@@ -20,9 +23,8 @@ own declarations, matched by a map of just those rules.
 
 What it leaves to Flask, whole: any other method or route, a query string, a
 body without ``Content-Length`` (chunked), a path that is not ASCII or under a
-script name, and — for the whole app — rate limits and CORS, whose state lives
-in Flask-Limiter and in response hooks. ``fast_lane = false`` sends everything
-through Flask.
+script name, and CORS preflights (``OPTIONS``). ``fast_lane = false`` sends
+everything through Flask.
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ from flaskserve.observability.tracker import tracker_state
 from flaskserve.protocols.table import ProtocolTable
 from flaskserve.protocols.wire import InferenceProtocol, PredictRoute
 from flaskserve.runtime import get_runtime
-from flaskserve.security import cors, ratelimit
 from flaskserve.security.auth import auth_policy
+from flaskserve.security.cors import add_simple_headers, allowed_origins
 from flaskserve.security.headers import header_policy
+from flaskserve.security.ratelimit import Decision, rate_limit_policy
 from flaskserve.serving.occupancy import WSGIApp
 from flaskserve.web.bodies import must_close, name_model, read_declared_body
 from flaskserve.web.errors import render_any
@@ -61,8 +64,6 @@ __all__ = ["PredictionLane", "install"]
 
 _CHARSET = "utf-8"
 _NO_QUERY: dict[str, str] = {}
-#: Extensions whose per-request state lives in Flask: while one is on, every request goes to Flask.
-_FLASK_ONLY = (ratelimit.EXTENSION_KEY, cors.EXTENSION_KEY)
 
 
 def install(app: Flask, protocols: ProtocolTable) -> bool:
@@ -71,7 +72,7 @@ def install(app: Flask, protocols: ProtocolTable) -> bool:
     Call it once every extension is initialised, before the WSGI middleware that
     must see every request (request counting, proxy headers) wraps the app.
     """
-    if not get_runtime(app).settings.fast_lane or any(key in app.extensions for key in _FLASK_ONLY):
+    if not get_runtime(app).settings.fast_lane:
         return False
     app.wsgi_app = PredictionLane(app, protocols)  # type: ignore[method-assign]
     return True
@@ -95,6 +96,7 @@ class PredictionLane:
         runtime = self._runtime = get_runtime(app)
         self._tracking = tracker_state(app)
         self._auth = auth_policy(app)
+        self._limits = rate_limit_policy(app)
         self._headers = header_policy(app)
         self._monitoring = get_monitoring(app)
         self._journal = runtime.reloader.journal is not None
@@ -161,6 +163,7 @@ class PredictionLane:
         token = bind_request_id(request_id)
         said = RequestNotes()
         key_name: str | None = None
+        limited: Decision | None = None
         exchange: Exchange | None = None
         monitoring = self._monitoring
 
@@ -178,6 +181,17 @@ class PredictionLane:
                 if self._auth is not None:
                     key = self._auth.check(access, "POST", view_args, request_headers)
                     key_name = key.name if key is not None else None
+                if self._limits is not None:
+                    limited = self._limits.decide(
+                        access,
+                        "POST",
+                        view_args,
+                        request_headers,
+                        key_name=key_name,
+                        address=environ.get("REMOTE_ADDR"),
+                    )
+                    if limited is not None and limited.refusal is not None:
+                        raise limited.refusal
                 mimetype, params = parse_options_header(environ.get("CONTENT_TYPE", ""))
                 asked = Asked(
                     view_args=view_args,
@@ -213,8 +227,13 @@ class PredictionLane:
                 headers = HeaderList(response.headers.to_wsgi_list())
                 content_type = response.mimetype
             # The response hooks, in the order Flask runs them on a prediction route's answer.
+            origins = allowed_origins(self._app)
+            if origins is not None:
+                add_simple_headers(headers, origins, environ.get("HTTP_ORIGIN"))
             if self._headers is not None:
                 self._headers.apply(headers, prediction=True, mimetype=content_type)
+            if limited is not None:
+                limited.add_headers(headers)
             if status >= 400 and must_close(environ):
                 headers["Connection"] = "close"
             queue_record(

@@ -116,7 +116,7 @@ def configure_logging(
     ``access_sample`` is the share of successful (2xx) access lines written; the
     others are always written.
 
-    Libraries (Flask-Limiter, scikit-learn, ...) log through the root logger,
+    Libraries (redis, scikit-learn, ...) log through the root logger,
     which gets the same handler at ``warning`` or above: their warnings matter
     to an operator, their debug chatter does not.
     """

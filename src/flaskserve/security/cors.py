@@ -9,6 +9,9 @@ clients authenticate with an API key they put in a header themselves, not with
 cookies a browser would attach on its own, so there is nothing a hostile page could
 ride on. Preflight requests (``OPTIONS``) need no key; Flask answers them with the
 route's ``Allow`` header, which becomes ``Access-Control-Allow-Methods``.
+
+The headers of any other answer are written by :func:`add_simple_headers`, which the
+Flask hook and the prediction lane (:mod:`flaskserve.api.lane`) both call.
 """
 
 from __future__ import annotations
@@ -21,8 +24,16 @@ from flask import Flask, Response, current_app, request
 from flaskserve.access import MODEL_NAME_HEADER, MODEL_VERSION_HEADER
 from flaskserve.security.auth import API_KEY_HEADER
 from flaskserve.web.errors import ERROR_ID_HEADER
+from flaskserve.web.header_list import MutableHeaders
 
-__all__ = ["EXTENSION_KEY", "Cors", "replace_origins"]
+__all__ = [
+    "EXTENSION_KEY",
+    "AllowedOrigins",
+    "Cors",
+    "add_simple_headers",
+    "allowed_origins",
+    "replace_origins",
+]
 
 EXTENSION_KEY = "flaskserve.cors"
 
@@ -49,7 +60,9 @@ _PREFLIGHT_MAX_AGE = 600
 
 
 @dataclass(frozen=True)
-class _Origins:
+class AllowedOrigins:
+    """The origins whose pages may read the API's answers."""
+
     allowed: frozenset[str]
 
     def allows(self, origin: str) -> bool:
@@ -67,7 +80,7 @@ class Cors:
         allowed = _normalized(origins)
         if not allowed:
             return
-        app.extensions[EXTENSION_KEY] = _Origins(allowed)
+        app.extensions[EXTENSION_KEY] = AllowedOrigins(allowed)
         app.after_request(_add_headers)
 
 
@@ -79,7 +92,7 @@ def replace_origins(app: Flask, origins: Iterable[str]) -> bool:
     allowed = _normalized(origins)
     if EXTENSION_KEY not in app.extensions:
         return not allowed
-    app.extensions[EXTENSION_KEY] = _Origins(allowed)
+    app.extensions[EXTENSION_KEY] = AllowedOrigins(allowed)
     return True
 
 
@@ -88,18 +101,38 @@ def _normalized(origins: Iterable[str]) -> frozenset[str]:
     return frozenset(origin.strip().rstrip("/") for origin in origins if origin.strip())
 
 
-def _add_headers(response: Response) -> Response:
-    origins: _Origins = current_app.extensions[EXTENSION_KEY]
+def allowed_origins(app: Flask) -> AllowedOrigins | None:
+    """The origins :class:`Cors` installed on ``app`` (read per request: a reload replaces them)."""
+    origins: AllowedOrigins | None = app.extensions.get(EXTENSION_KEY)
+    return origins
+
+
+def add_simple_headers(headers: MutableHeaders, origins: AllowedOrigins, origin: str | None) -> None:
+    """The CORS headers of any answer but a preflight's, for a request that sent ``origin``."""
     # The answer depends on Origin: shared caches must not serve one origin's answer to another.
-    response.vary.add("Origin")
-    origin = request.headers.get("Origin")
+    vary = headers.get("Vary")
+    if not vary:
+        headers["Vary"] = "Origin"
+    elif "origin" not in (part.strip().lower() for part in vary.split(",")):
+        headers["Vary"] = f"{vary}, Origin"
     if not origin or not origins.allows(origin):
-        return response
-    headers = response.headers
+        return
     headers["Access-Control-Allow-Origin"] = _ANY if _ANY in origins.allowed else origin
     headers["Access-Control-Expose-Headers"] = _EXPOSED_HEADERS
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        allow = response.headers.get("Allow")
+
+
+def _add_headers(response: Response) -> Response:
+    origins: AllowedOrigins = current_app.extensions[EXTENSION_KEY]
+    origin = request.headers.get("Origin")
+    add_simple_headers(response.headers, origins, origin)
+    if (
+        origin
+        and origins.allows(origin)
+        and request.method == "OPTIONS"
+        and "Access-Control-Request-Method" in request.headers
+    ):
+        headers = response.headers
+        allow = headers.get("Allow")
         if allow:
             headers["Access-Control-Allow-Methods"] = allow
         headers["Access-Control-Allow-Headers"] = _ALLOWED_HEADERS

@@ -1,4 +1,4 @@
-"""Rate limits: a Flask extension, built on Flask-Limiter, that throttles abusive clients.
+"""Rate limits: a policy that throttles abusive clients, and the Flask extension that applies it.
 
 What is counted
     Requests per *client*, per *route class* and per *model*. The client is the name of
@@ -31,30 +31,52 @@ What a client sees
     request gets the project's 429 JSON error with ``Retry-After``.
 
 Windows are fixed and start at a counter's first hit: one atomic increment per
-request and limit, so the check costs one Redis round trip.
+request, which also tells the count, and one read of the window's end for the
+headers — two Redis round trips.
+
+Who applies it
+    :class:`RateLimitPolicy` decides without Flask, from the route's declared access,
+    the request's method, path arguments and headers, the key name and the client
+    address; it counts in the ``limits`` library's storage itself, as that library's
+    fixed-window strategy does, but reads the count from the increment rather than
+    again. The Flask hooks :class:`RateLimits` installs and the prediction lane
+    (:mod:`flaskserve.api.lane`) both call it, so both count in the same counters and
+    answer with the same headers and errors.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
+from limits import RateLimitItem, parse
 from limits.errors import ConfigurationError, StorageError
+from limits.storage import MemoryStorage, Storage, storage_from_string
 
-from flaskserve.access import required_scope
+from flaskserve.access import Access, HeaderLookup, required_scope
 from flaskserve.credentials import redact_url, scrub
-from flaskserve.errors import ConfigError, ServiceUnavailable, TooManyRequests
+from flaskserve.errors import ConfigError, FlaskserveError, ServiceUnavailable, TooManyRequests
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.settings import Settings
-from flaskserve.web.errors import render_error
+from flaskserve.web.header_list import MutableHeaders
 from flaskserve.web.routing import declared_access
 
-__all__ = ["EXTENSION_KEY", "RateLimits", "counts_per_worker", "replace_limits"]
+__all__ = [
+    "EXTENSION_KEY",
+    "Decision",
+    "RateLimitPolicy",
+    "RateLimits",
+    "counts_per_worker",
+    "rate_limit_policy",
+    "replace_limits",
+]
 
 log = logging.getLogger("flaskserve.security")
 
@@ -64,11 +86,17 @@ EXTENSION_KEY = "flaskserve.ratelimit"
 _UNLIMITED = frozenset({"open", "metrics"})
 #: The model part of a counter for routes that act on no model, or on one the registry does not serve.
 _NO_MODEL = "-"
+#: The last part of every counter's name: the one the counters had when Flask-Limiter named them,
+#: so that a server upgraded in place keeps counting in the same keys.
+_SCOPE = "global"
 #: Seconds a client is asked to wait when the counters cannot be reached and the policy is to refuse.
 _STORAGE_RETRY_AFTER = 5
 #: Kept short so that a Redis that hangs (rather than refusing connections) stalls a request briefly.
 _REDIS_TIMEOUT_S = 1
+#: A dead storage is looked at again after 1, 2, 4 … 2**_MAX_BACKOFF_STEP seconds, then 1 s again.
+_MAX_BACKOFF_STEP = 5
 _LOCAL_SCHEMES = frozenset({"memory"})
+_G_DECISION = "_flaskserve_rate_decision"
 
 
 @dataclass(frozen=True)
@@ -80,10 +108,228 @@ class _Target:
 
 
 @dataclass(frozen=True)
-class _State:
-    limiter: Limiter
-    settings: Settings
-    registry: ModelRegistry
+class Decision:
+    """What the policy decided for one request: the headers to add, and a refusal if there is one.
+
+    ``limit`` is ``None`` when the counters could not be read back (the headers are then left
+    out: they are a courtesy, the answer itself is what matters).
+    """
+
+    limit: RateLimitItem | None = None
+    remaining: int = 0
+    reset: int = 0
+    refusal: FlaskserveError | None = None
+
+    def add_headers(self, headers: MutableHeaders) -> None:
+        """Write the ``RateLimit-*`` headers into ``headers`` (Werkzeug's or the lane's)."""
+        limit = self.limit
+        if limit is None:
+            return
+        headers["RateLimit-Limit"] = str(limit.amount)
+        headers["RateLimit-Remaining"] = str(self.remaining)
+        headers["RateLimit-Reset"] = str(self.reset)
+        headers["RateLimit-Policy"] = f"{limit.amount};w={limit.get_expiry()}"
+
+
+class RateLimitPolicy:
+    """The rate-limit decision for one request, without Flask: both the Flask hook and the lane call it.
+
+    It owns the counters' storage, the memory fallback used while that storage is
+    unreachable (``rate_limit_fallback = memory``) and the settings of the limits,
+    which a reload may replace (:meth:`replace_settings`).
+    """
+
+    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+        options: dict[str, float | str | bool] = {"wrap_exceptions": True}
+        if _scheme(settings.rate_limit_storage).startswith("redis"):
+            options.update(socket_connect_timeout=_REDIS_TIMEOUT_S, socket_timeout=_REDIS_TIMEOUT_S)
+        try:
+            storage = storage_from_string(settings.rate_limit_storage, **options)
+        except (ConfigurationError, ValueError) as exc:
+            raise ConfigError(_storage_problem(settings.rate_limit_storage, exc)) from exc
+        if not isinstance(storage, Storage):
+            # An ``async+`` scheme: its storage answers coroutines, which a WSGI server never awaits.
+            raise ConfigError(
+                _storage_problem(settings.rate_limit_storage, ValueError("asynchronous storage"))
+            )
+        self.storage = storage
+        self._fallback: Storage | None = MemoryStorage() if settings.rate_limit_fallback == "memory" else None
+        self._prefix = settings.rate_limit_key_prefix
+        self.settings = settings
+        self.registry = registry
+        self._parsed: dict[str, RateLimitItem] = {}
+        self._storage_dead = False
+        self._backoff_step = 0
+        self._last_look = time.monotonic()
+        self._lock = threading.Lock()
+
+    def replace_settings(self, settings: Settings) -> None:
+        """Count by ``settings``' limits from the next request on; storage and fallback stay."""
+        self.settings = settings
+
+    def decide(
+        self,
+        access: Access | None,
+        method: str,
+        view_args: Mapping[str, Any],
+        headers: HeaderLookup,
+        *,
+        key_name: str | None,
+        address: str | None,
+    ) -> Decision | None:
+        """Count one request; ``None`` when no limit applies to it.
+
+        ``access`` is the matched route's declared access (``None`` for a route that
+        declares none); ``key_name`` the name of the key the request authenticated
+        with; ``address`` the client's, as :class:`~werkzeug.middleware.proxy_fix.ProxyFix`
+        left it. A refused request's decision carries the error to answer with.
+        """
+        target = self._target(access, method, view_args, headers)
+        if target is None:
+            return None
+        model = self._served_model(target.model)
+        limit = self._limit(target, model)
+        if limit is None:
+            return None
+        client = f"key:{key_name}" if key_name else f"addr:{address or 'unknown'}"
+        counter = limit.key_for(self._prefix, f"{client}/{target.route_class}/{model or _NO_MODEL}", _SCOPE)
+        try:
+            return self._count(self._current_storage(), limit, counter, model)
+        except StorageError as error:
+            if self._fallback is None:
+                return Decision(refusal=self._unavailable(error))
+            if not self._storage_dead:
+                log.warning("rate-limit storage unreachable - counting in memory until it answers")
+                self._mark_dead()
+                try:
+                    return self._count(self._fallback, limit, counter, model)
+                except StorageError:
+                    pass
+            # The fallback failed too: a failure to count must not fail the request.
+            log.exception("rate limits could not be counted; the request is let through")
+            return None
+
+    def _count(self, storage: Storage, limit: RateLimitItem, counter: str, model: str | None) -> Decision:
+        count = storage.incr(counter, limit.get_expiry())
+        allowed = count <= limit.amount
+        try:
+            reset_at = storage.get_expiry(counter)
+        except StorageError:
+            # The counters went away since they counted this request: the headers are left out,
+            # and a refusal stands with a whole window as a safe wait.
+            log.debug("rate-limit headers left out: storage unreachable", exc_info=True)
+            return Decision(refusal=None if allowed else _too_many(limit, model, limit.get_expiry()))
+        # ``reset_at`` is the window's end in seconds since the epoch, not rounded.
+        reset = min(limit.get_expiry(), max(0, math.ceil(float(reset_at) - time.time())))
+        refusal = None if allowed else _too_many(limit, model, reset)
+        return Decision(limit=limit, remaining=max(0, limit.amount - count), reset=reset, refusal=refusal)
+
+    def _current_storage(self) -> Storage:
+        """The storage, or the memory fallback while the storage is known dead.
+
+        A dead storage is looked at again with an exponential back-off, so that a Redis that
+        is down costs a request a ping now and then rather than a time-out every time.
+        """
+        if not self._storage_dead or self._fallback is None:
+            return self.storage
+        if self._time_to_look() and self._storage_answers():
+            log.info("rate-limit storage recovered: counting in it again")
+            with self._lock:
+                self._storage_dead = False
+                self._backoff_step = 0
+            return self.storage
+        return self._fallback
+
+    def _mark_dead(self) -> None:
+        with self._lock:
+            self._storage_dead = True
+            self._last_look = time.monotonic()
+            self._backoff_step = 0
+
+    def _time_to_look(self) -> bool:
+        with self._lock:
+            if self._backoff_step > _MAX_BACKOFF_STEP:
+                self._backoff_step = 0
+            if time.monotonic() - self._last_look <= 2**self._backoff_step:
+                return False
+            self._last_look = time.monotonic()
+            self._backoff_step += 1
+            return True
+
+    def _storage_answers(self) -> bool:
+        try:
+            return bool(self.storage.check())
+        except Exception:
+            return False
+
+    def _unavailable(self, error: StorageError) -> ServiceUnavailable:
+        shown = scrub(str(error.storage_error), self.settings.rate_limit_storage)
+        log.error("rate-limit storage unreachable; refusing requests", extra={"error": shown})
+        return ServiceUnavailable(
+            "rate limiting is unavailable, so requests are refused for now; retry shortly",
+            headers={"Retry-After": str(_STORAGE_RETRY_AFTER)},
+        )
+
+    def _target(
+        self, access: Access | None, method: str, view_args: Mapping[str, Any], headers: HeaderLookup
+    ) -> _Target | None:
+        scope = required_scope(access, method, view_args, headers)
+        if scope.name in _UNLIMITED:
+            return None
+        model = scope.model
+        if scope.name == "predict" and model is None:
+            model = self.registry.default_name
+        return _Target(scope.name, model)
+
+    def _served_model(self, name: str | None) -> str | None:
+        if name is None or name not in self.registry.names():
+            return None
+        return name
+
+    def _limit(self, target: _Target, model: str | None) -> RateLimitItem | None:
+        text: str | None = None
+        if target.route_class == "predict" and model is not None:
+            text = self._model_limit(model)
+        text = text or self.settings.rate_limit
+        if not text:
+            return None
+        parsed = self._parsed.get(text)
+        if parsed is None:
+            parsed = self._parsed[text] = parse(text)
+        return parsed
+
+    def _model_limit(self, name: str) -> str | None:
+        """The model's own limit, from its loaded settings (``model-settings.toml`` and the config)."""
+        for entry in reversed(self.registry.entries(name)):
+            if entry.model is not None and entry.model.settings.rate_limit:
+                return entry.model.settings.rate_limit
+        # Not ``settings.model_settings(name)``: that builds default settings for an unlisted model.
+        configured = self.settings.models.get(name)
+        return configured.rate_limit if configured is not None else None
+
+    def report_unreachable_storage(self) -> None:
+        """Say at start-up, not at the first request, what happens while the counters cannot be reached.
+
+        The server starts either way: the storage may come up later, and ``rate_limit_fallback``
+        decides what happens until it does.
+        """
+        settings = self.settings
+        if _scheme(settings.rate_limit_storage) in _LOCAL_SCHEMES or self._storage_answers():
+            return
+        shown = redact_url(settings.rate_limit_storage)
+        fields = {"storage": shown, "fallback": settings.rate_limit_fallback}
+        if settings.rate_limit_fallback == "memory":
+            log.warning(
+                f"rate-limit storage {shown} cannot be reached: until it answers, each worker counts "
+                "requests in its own memory (rate_limit_fallback = memory)",
+                extra=fields,
+            )
+        else:
+            log.error(
+                f"rate-limit storage {shown} cannot be reached: until it answers, every rate-limited "
+                "request is answered 503 (rate_limit_fallback = refuse)",
+                extra=fields,
+            )
 
 
 class RateLimits:
@@ -108,31 +354,9 @@ class RateLimits:
         if not _any_limit(settings, registry):
             log.info("rate limiting off: no rate_limit is configured")
             return
-        fallback = settings.rate_limit_fallback == "memory"
-        storage_options: dict[str, str | int] = {"wrap_exceptions": True}
-        if _scheme(settings.rate_limit_storage).startswith("redis"):
-            storage_options.update(socket_connect_timeout=_REDIS_TIMEOUT_S, socket_timeout=_REDIS_TIMEOUT_S)
-        limiter = Limiter(
-            _counter_key,
-            application_limits=[_limit_for_request],
-            storage_uri=settings.rate_limit_storage,
-            storage_options=storage_options,
-            strategy="fixed-window",
-            key_prefix=settings.rate_limit_key_prefix,
-            # The headers are written below in the draft's spelling, which Flask-Limiter lacks.
-            headers_enabled=False,
-            in_memory_fallback_enabled=fallback,
-            # With a fallback, a failure of the fallback too must not fail the request.
-            swallow_errors=fallback,
-        )
-        limiter.request_filter(_is_unlimited)
-        try:
-            limiter.init_app(app)
-        except (ConfigurationError, ValueError) as exc:
-            raise ConfigError(_storage_problem(settings.rate_limit_storage, exc)) from exc
-        app.extensions[EXTENSION_KEY] = _State(limiter=limiter, settings=settings, registry=registry)
-        app.register_error_handler(RateLimitExceeded, _refuse_over_limit)
-        app.register_error_handler(StorageError, _refuse_without_storage)
+        policy = RateLimitPolicy(settings, registry)
+        app.extensions[EXTENSION_KEY] = policy
+        app.before_request(_check)
         app.after_request(_add_headers)
         log.info(
             "rate limiting on",
@@ -142,7 +366,13 @@ class RateLimits:
                 "fallback": settings.rate_limit_fallback,
             },
         )
-        _report_unreachable_storage(limiter, settings)
+        policy.report_unreachable_storage()
+
+
+def rate_limit_policy(app: Flask) -> RateLimitPolicy | None:
+    """The policy :class:`RateLimits` installed on ``app``, if limits are on."""
+    policy: RateLimitPolicy | None = app.extensions.get(EXTENSION_KEY)
+    return policy
 
 
 def replace_limits(app: Flask, settings: Settings) -> bool:
@@ -151,41 +381,11 @@ def replace_limits(app: Flask, settings: Settings) -> bool:
     An app built without any limit installed no limiter, so turning limits on needs a new app;
     the counters, their storage and the fallback stay those the limiter was built with.
     """
-    state: _State | None = app.extensions.get(EXTENSION_KEY)
-    if state is None:
+    policy = rate_limit_policy(app)
+    if policy is None:
         return not _any_configured(settings)
-    app.extensions[EXTENSION_KEY] = replace(state, settings=settings)
+    policy.replace_settings(settings)
     return True
-
-
-def _report_unreachable_storage(limiter: Limiter, settings: Settings) -> None:
-    """Say at start-up, not at the first request, what happens while the counters cannot be reached.
-
-    The server starts either way: the storage may come up later, and ``rate_limit_fallback``
-    decides what happens until it does.
-    """
-    if _scheme(settings.rate_limit_storage) in _LOCAL_SCHEMES:
-        return
-    try:
-        reachable = bool(limiter.storage.check())
-    except Exception:
-        reachable = False
-    if reachable:
-        return
-    shown = redact_url(settings.rate_limit_storage)
-    fields = {"storage": shown, "fallback": settings.rate_limit_fallback}
-    if settings.rate_limit_fallback == "memory":
-        log.warning(
-            f"rate-limit storage {shown} cannot be reached: until it answers, each worker counts "
-            "requests in its own memory (rate_limit_fallback = memory)",
-            extra=fields,
-        )
-    else:
-        log.error(
-            f"rate-limit storage {shown} cannot be reached: until it answers, every rate-limited "
-            "request is answered 503 (rate_limit_fallback = refuse)",
-            extra=fields,
-        )
 
 
 def counts_per_worker(settings: Settings, workers: int) -> bool:
@@ -221,108 +421,14 @@ def _storage_problem(uri: str, exc: Exception) -> str:
     )
 
 
-def _state() -> _State:
-    state: _State = current_app.extensions[EXTENSION_KEY]
-    return state
-
-
-def _target() -> _Target | None:
-    """The route class and model of the current request, or ``None`` if it is never limited.
-
-    Computed once per request: the filter, the key and the limit all need it.
-    """
-    if "_flaskserve_rate_target" in g:
-        cached: _Target | None = g._flaskserve_rate_target
-        return cached
-    target: _Target | None = None
-    rule = request.url_rule
-    if rule is not None:
-        scope = required_scope(
-            declared_access(rule), request.method, request.view_args or {}, request.headers
-        )
-        if scope.name not in _UNLIMITED:
-            model = scope.model
-            if scope.name == "predict" and model is None:
-                model = _state().registry.default_name
-            target = _Target(scope.name, model)
-    g._flaskserve_rate_target = target
-    return target
-
-
-def _is_unlimited() -> bool:
-    return _target() is None
-
-
-def _client() -> str:
-    key_name = g.get("api_key_name")
-    if key_name:
-        return f"key:{key_name}"
-    return f"addr:{request.remote_addr or 'unknown'}"
-
-
-def _served_model(name: str | None) -> str | None:
-    if name is None or name not in _state().registry.names():
-        return None
-    return name
-
-
-def _counter_key(*_: object) -> str:
-    target = _target()
-    route_class = target.route_class if target is not None else "none"
-    model = _served_model(target.model if target is not None else None) or _NO_MODEL
-    return f"{_client()}/{route_class}/{model}"
-
-
-def _limit_for_request() -> str:
-    """The limit of the current request; an empty string means none."""
-    target = _target()
-    if target is None:
-        return ""
-    state = _state()
-    model = _served_model(target.model)
-    if target.route_class == "predict" and model is not None:
-        override = _model_limit(state, model)
-        if override:
-            return override
-    return state.settings.rate_limit or ""
-
-
-def _model_limit(state: _State, name: str) -> str | None:
-    """The model's own limit, from its loaded settings (``model-settings.toml`` merged with the config)."""
-    for entry in reversed(state.registry.entries(name)):
-        if entry.model is not None and entry.model.settings.rate_limit:
-            return entry.model.settings.rate_limit
-    return state.settings.model_settings(name).rate_limit
-
-
-def _refuse_over_limit(error: RateLimitExceeded) -> Response:
-    current = _state().limiter.current_limit
-    limit = error.limit.limit
-    window = _describe_window(limit.get_expiry())
-    retry_after = limit.get_expiry()
-    if current is not None:
-        try:
-            retry_after = _seconds_until_reset(current)
-        except StorageError:
-            # The counters went away since they refused this request: the refusal stands, and a
-            # whole window is a safe wait.
-            log.debug("Retry-After is a whole window: storage unreachable", exc_info=True)
-    target = _target()
-    on = f" on model {target.model!r}" if target is not None and _served_model(target.model) else ""
+def _too_many(limit: RateLimitItem, model: str | None, retry_after: int) -> TooManyRequests:
+    on = f" on model {model!r}" if model is not None else ""
     wait = max(1, retry_after)
-    message = f"too many requests{on}: the limit is {limit.amount} per {window}; retry in {wait} s"
-    return render_error(TooManyRequests(message, headers={"Retry-After": str(wait)}))
-
-
-def _refuse_without_storage(error: StorageError) -> Response:
-    shown = scrub(str(error.storage_error), _state().settings.rate_limit_storage)
-    log.error("rate-limit storage unreachable; refusing requests", extra={"error": shown})
-    return render_error(
-        ServiceUnavailable(
-            "rate limiting is unavailable, so requests are refused for now; retry shortly",
-            headers={"Retry-After": str(_STORAGE_RETRY_AFTER)},
-        )
+    message = (
+        f"too many requests{on}: the limit is {limit.amount} per "
+        f"{_describe_window(limit.get_expiry())}; retry in {wait} s"
     )
+    return TooManyRequests(message, headers={"Retry-After": str(wait)})
 
 
 def _describe_window(seconds: int) -> str:
@@ -333,28 +439,32 @@ def _describe_window(seconds: int) -> str:
     return "second" if seconds == 1 else f"{seconds} seconds"
 
 
-def _seconds_until_reset(current: RequestLimit) -> int:
-    # ``reset_at`` is rounded up to the next whole second; the window's own time is exact.
-    reset_time = float(current.window[0])
-    return min(current.limit.get_expiry(), max(0, math.ceil(reset_time - time.time())))
+def _check() -> None:
+    """Flask's ``before_request`` hook: count the request, refuse it over the limit.
+
+    URLs that match no route are never limited, so a scan of made-up paths costs no counter.
+    """
+    rule = request.url_rule
+    if rule is None:
+        return
+    policy: RateLimitPolicy = current_app.extensions[EXTENSION_KEY]
+    decision = policy.decide(
+        declared_access(rule),
+        request.method,
+        request.view_args or {},
+        request.headers,
+        key_name=g.get("api_key_name"),
+        address=request.remote_addr,
+    )
+    if decision is None:
+        return
+    setattr(g, _G_DECISION, decision)
+    if decision.refusal is not None:
+        raise decision.refusal
 
 
 def _add_headers(response: Response) -> Response:
-    current = _state().limiter.current_limit
-    if current is None:
-        return response
-    try:
-        remaining = current.remaining
-        reset = _seconds_until_reset(current)
-    except Exception:
-        # The counters went away between the check and the response: the headers are
-        # a courtesy, the response itself is what matters.
-        log.debug("rate-limit headers left out: storage unreachable", exc_info=True)
-        return response
-    limit = current.limit
-    headers = response.headers
-    headers["RateLimit-Limit"] = str(limit.amount)
-    headers["RateLimit-Remaining"] = str(max(0, remaining))
-    headers["RateLimit-Reset"] = str(reset)
-    headers["RateLimit-Policy"] = f"{limit.amount};w={limit.get_expiry()}"
+    decision: Decision | None = g.get(_G_DECISION)
+    if decision is not None:
+        decision.add_headers(response.headers)
     return response

@@ -43,8 +43,10 @@ class HeaderList(list[tuple[str, str]]):
 
     def __setitem__(self, key: str, value: str, /) -> None:  # type: ignore[override]
         """Replace the first header of that name in place, drop any other, or add it (as Werkzeug does)."""
+        size, lowered = len(key), key.lower()
         for index, (name, _) in enumerate(self):
-            if _same(name, key):
+            # The length first: most names differ in it, and it costs no new string.
+            if len(name) == size and name.lower() == lowered:
                 others = [pair for pair in self[index + 1 :] if not _same(pair[0], key)]
                 del self[index:]
                 self.append((key, value))
