@@ -244,3 +244,32 @@ def test_a_window_of_the_last_rows_is_exact_across_workers_and_a_graceful_stop_f
     logged = [orjson.loads(line)["request_id"] for path in files for line in path.read_bytes().splitlines()]
     expected_ids = [f"training-{n}" for n in range(40)] + [f"shifted-{n}" for n in range(36)]
     assert sorted(logged) == sorted(expected_ids)
+
+
+def test_a_graceful_stop_under_granian_writes_every_queued_record(
+    start_server: Callable[..., RunningServer], profiled_iris: Path, tmp_path: Path
+) -> None:
+    """granian's workers leave through ``os._exit``: the writer flushes before that, not at exit."""
+    sink = tmp_path / "inference-log"
+    server = start_server(
+        "--server",
+        "granian",
+        "--default-model",
+        "iris",
+        "--inference-log",
+        f"file://{sink}",
+        model_path=profiled_iris,
+        # Nothing is written before the stop: every record must come from the flush at exit.
+        env={"FLASKSERVE_INFERENCE_LOG_FLUSH_S": "600"},
+    )
+    frame, _ = testing.iris_frame()
+    rows = frame.sample(20, random_state=2).to_dict("records")
+
+    assert send_rows(server, rows, "granian") == [200] * 20
+    assert server.stop() == 0
+    logged = [
+        orjson.loads(line)["request_id"]
+        for path in sink.glob("inference-*.jsonl")
+        for line in path.read_bytes().splitlines()
+    ]
+    assert sorted(logged) == sorted(f"granian-{n}" for n in range(20))

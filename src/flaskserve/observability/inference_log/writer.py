@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
@@ -132,6 +133,8 @@ class LogWriter:
             self._thread.start()
             self._pid = os.getpid()
             atexit.register(self.close)
+            # A multiprocessing child (a granian worker) leaves through os._exit after these finalizers.
+            multiprocessing.util.Finalize(None, self.close, exitpriority=10)
 
     def _run(self) -> None:
         sink: Sink | None = None
