@@ -293,7 +293,10 @@ def assert_a_graceful_stop_drains_grpc(server: RunningServer, address: str) -> N
         answer = in_progress.result()
         http_answer = http_in_progress.result()
 
-    assert refusals == [grpc.StatusCode.UNAVAILABLE] * REFUSED_CALLS
+    # The first refusal may race the port's closing: a call whose connection the server took just
+    # before it closed is cancelled by the stopping server instead; every later one finds the port closed.
+    assert refusals[0] in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+    assert refusals[1:] == [grpc.StatusCode.UNAVAILABLE] * (REFUSED_CALLS - 1)
     assert still_running == (True, True), "the calls in progress (gRPC, HTTP) should outlast the refusals"
     assert answer.model_name == "slow"
     assert http_answer.status_code == 200

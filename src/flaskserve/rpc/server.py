@@ -20,8 +20,10 @@ messages, nothing a client could not read in the published ``.proto``).
 
 When the worker's graceful stop begins (``TERM``, as HTTP stops accepting), the
 server tells health checkers ``NOT_SERVING`` and refuses new calls at once
-(``UNAVAILABLE``: its port is closed); the calls in progress go on, and the
-worker waits for them at exit, within the graceful timeout.
+(``UNAVAILABLE``: its port is closed; a call whose connection was taken in the
+instant before the port closed is ``CANCELLED`` by the stopping server); the
+calls in progress go on, and the worker waits for them at exit, within the
+graceful timeout.
 """
 
 from __future__ import annotations
