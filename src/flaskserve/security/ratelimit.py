@@ -58,12 +58,13 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse
 from limits.errors import ConfigurationError, StorageError
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import Storage, storage_from_string
 
 from flaskserve.access import Access, HeaderLookup, required_scope
 from flaskserve.credentials import redact_url, scrub
 from flaskserve.errors import ConfigError, FlaskserveError, ServiceUnavailable, TooManyRequests
 from flaskserve.models.registry import ModelRegistry
+from flaskserve.security.memory_counters import MemoryCounters
 from flaskserve.settings import Settings
 from flaskserve.web.header_list import MutableHeaders
 from flaskserve.web.routing import declared_access
@@ -140,20 +141,9 @@ class RateLimitPolicy:
     """
 
     def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
-        options: dict[str, float | str | bool] = {"wrap_exceptions": True}
-        if _scheme(settings.rate_limit_storage).startswith("redis"):
-            options.update(socket_connect_timeout=_REDIS_TIMEOUT_S, socket_timeout=_REDIS_TIMEOUT_S)
-        try:
-            storage = storage_from_string(settings.rate_limit_storage, **options)
-        except (ConfigurationError, ValueError) as exc:
-            raise ConfigError(_storage_problem(settings.rate_limit_storage, exc)) from exc
-        if not isinstance(storage, Storage):
-            # An ``async+`` scheme: its storage answers coroutines, which a WSGI server never awaits.
-            raise ConfigError(
-                _storage_problem(settings.rate_limit_storage, ValueError("asynchronous storage"))
-            )
-        self.storage = storage
-        self._fallback: Storage | None = MemoryStorage() if settings.rate_limit_fallback == "memory" else None
+        self.storage = _storage(settings.rate_limit_storage)
+        fallback = settings.rate_limit_fallback == "memory"
+        self._fallback: Storage | None = MemoryCounters() if fallback else None
         self._prefix = settings.rate_limit_key_prefix
         self.settings = settings
         self.registry = registry
@@ -405,6 +395,24 @@ def _any_configured(settings: Settings) -> bool:
 
 def _any_limit(settings: Settings, registry: ModelRegistry) -> bool:
     return _any_configured(settings) or any(m.settings.rate_limit for m in registry.models())
+
+
+def _storage(uri: str) -> Storage:
+    """The counters ``rate_limit_storage`` names: this worker's memory, or a shared store ``limits`` opens."""
+    scheme = _scheme(uri)
+    if scheme in _LOCAL_SCHEMES:
+        return MemoryCounters()
+    options: dict[str, float | str | bool] = {"wrap_exceptions": True}
+    if scheme.startswith("redis"):
+        options.update(socket_connect_timeout=_REDIS_TIMEOUT_S, socket_timeout=_REDIS_TIMEOUT_S)
+    try:
+        storage = storage_from_string(uri, **options)
+    except (ConfigurationError, ValueError) as exc:
+        raise ConfigError(_storage_problem(uri, exc)) from exc
+    if not isinstance(storage, Storage):
+        # An ``async+`` scheme: its storage answers coroutines, which a WSGI server never awaits.
+        raise ConfigError(_storage_problem(uri, ValueError("asynchronous storage")))
+    return storage
 
 
 def _scheme(uri: str) -> str:
