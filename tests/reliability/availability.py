@@ -4,13 +4,15 @@
         --update-doc docs/operations.md
 
 A real ``flaskserve serve --watch`` with two workers takes a closed loop of
-client threads, spread over every protocol (simple ``/predict``, V2 infer, V1
+clients, spread over every protocol (simple ``/predict``, V2 infer, V1
 ``:predict``, MLflow ``/invocations``), each request unversioned, while the
-steps below run one after another. Every request is recorded with when it started
-and ended, its status and the model version that answered (``X-Model-Version``),
-so each step's failures, p99 latency and convergence are read from the requests
-of its own time window. The server's processes' resident memory is sampled all
-along.
+steps below run one after another. The clients are lean kept-alive HTTP/1.1
+connections in a process of their own (traffic_clients.py), so that the server,
+not the clients, limits how many requests are sent. Every request is recorded
+with when it started and ended, its status and the model version that answered
+(``X-Model-Version``), so each step's failures, p99 latency and convergence are
+read from the requests of its own time window. The server's processes' resident
+memory is sampled all along.
 
 =============  ===========================================================================
 baseline       plain traffic, the p99 the other steps are compared with
@@ -35,8 +37,9 @@ worker answers with the new one. :func:`run` returns the steps; the CI test
 from __future__ import annotations
 
 import argparse
+import bisect
 import dataclasses
-import itertools
+import json
 import math
 import os
 import shlex
@@ -54,9 +57,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from kill_forensics import SENDING, Attribution, Kill, Sent, attribute, failure_kind, kill, tracking_session
+from kill_forensics import Attribution, Kill, Sent, attribute, kill
 from soak import doc_markers
 from soak import update_doc as write_block
+from traffic_clients import ClientProcess, Orders, Record, encode_post, read_batch
 
 #: One row through each protocol; every request names no version, so it gets the newest served.
 PROTOCOL_REQUESTS: list[tuple[str, Any]] = [
@@ -73,71 +77,59 @@ SECTION = "## Measured availability"
 TAG = "availability"
 
 
-@dataclass(frozen=True)
-class Record:
-    started: float
-    ended: float
-    #: The status code, or what the client saw instead (kill_forensics.failure_kind).
-    outcome: str
-    version: str | None
-    #: The client port of the connection it went out on (None: the connect failed), and whether it was new.
-    port: int | None = None
-    new_connection: bool = False
-
-
 class Traffic:
-    """A closed loop of ``clients`` threads, bounded by ``max_seconds`` and ``max_requests``."""
+    """A closed loop of ``clients``, bounded by ``max_seconds`` and ``max_requests``, in a process apart.
+
+    The clients run outside the harness's process (traffic_clients.py), so that
+    they do not fight the harness for its interpreter lock; their records arrive
+    as they go, for :meth:`since` to read during the run.
+    """
 
     def __init__(self, url: str, key: str, clients: int, max_seconds: float, max_requests: int) -> None:
-        self._url = url
-        self._headers = {"X-API-Key": key}
-        self._clients = clients
-        self._deadline = time.monotonic() + max_seconds
-        self._budget = itertools.count()
-        self._max_requests = max_requests
-        self._stop = threading.Event()
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        self._orders = Orders(
+            host,
+            int(port),
+            [
+                encode_post(f"{host}:{port}", path, json.dumps(body).encode(), {"X-API-Key": key})
+                for path, body in PROTOCOL_REQUESTS
+            ],
+            clients,
+            time.monotonic() + max_seconds,
+            max_requests,
+            REQUEST_TIMEOUT_S,
+        )
         self._lock = threading.Lock()
         self.records: list[Record] = []
-        self._threads = [
-            threading.Thread(target=self._client, args=(n,), daemon=True) for n in range(clients)
-        ]
+        #: When each batch of records arrived, and where it begins in ``records``: a batch that arrived
+        #: before a moment holds no request started after it.
+        self._arrived: list[float] = []
+        self._batch_starts: list[int] = []
+        self._reader = threading.Thread(target=self._receive, daemon=True)
 
     def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
+        self._process = ClientProcess(self._orders)
+        self._reader.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(REQUEST_TIMEOUT_S + 5)
+        self._process.stop()
+        self._process.wait(REQUEST_TIMEOUT_S + 5)
+        self._reader.join(5)
+        self._process.records.close()
 
-    def _client(self, number: int) -> None:
-        protocols = itertools.cycle(PROTOCOL_REQUESTS[number % len(PROTOCOL_REQUESTS) :] + PROTOCOL_REQUESTS)
-        with tracking_session() as session:
-            while not self._stop.is_set() and time.monotonic() < self._deadline:
-                if next(self._budget) >= self._max_requests:
-                    return
-                path, body = next(protocols)
-                started = time.monotonic()
-                connects = SENDING.connects
-                version = None
-                try:
-                    response = session.post(
-                        self._url + path, json=body, headers=self._headers, timeout=REQUEST_TIMEOUT_S
-                    )
-                    outcome = str(response.status_code)
-                    version = response.headers.get("X-Model-Version")
-                except requests.RequestException as error:
-                    outcome = failure_kind(error)
-                new = SENDING.connects != connects
-                record = Record(started, time.monotonic(), outcome, version, SENDING.port, new)
-                with self._lock:
-                    self.records.append(record)
+    def _receive(self) -> None:
+        while (batch := read_batch(self._process.records)) is not None:
+            with self._lock:
+                self._arrived.append(time.monotonic())
+                self._batch_starts.append(len(self.records))
+                self.records.extend(batch)
 
     def since(self, moment: float) -> list[Record]:
         with self._lock:
-            return [r for r in self.records if r.started >= moment]
+            first = bisect.bisect_left(self._arrived, moment)
+            start = self._batch_starts[first] if first < len(self._batch_starts) else len(self.records)
+            return [r for r in self.records[start:] if r.started >= moment]
 
 
 class MemorySampler:

@@ -8,8 +8,8 @@ from ``/proc`` which client connections it holds (the client's port of each)
 and how many bytes of each it had not read (:func:`held_connections`), then kills
 it (:func:`kill`); every
 client request notes the port of the connection it went out on and whether that
-connection was new (:class:`PortTrackingAdapter`). :func:`attribute` then puts
-each failed request in one of these:
+connection was new (traffic_clients.py). :func:`attribute` then puts each failed
+request in one of these:
 
 - ``in flight on the killed worker``: started before the victim was gone, on a
   connection it held (``unread`` when its bytes were still in the victim's socket
@@ -19,101 +19,25 @@ each failed request in one of these:
 - ``elsewhere``: on a connection the victim did not hold (another worker's, or a
   new one), which a kill should never fail.
 
-The kind of failure (:func:`failure_kind`) is read from the exception chain:
-``refused`` (the connect itself), ``reset`` or ``closed`` before any answer,
-``cut`` (the answer had begun), ``timeout``.
+The kind of failure is what the client saw (traffic_clients.py): ``refused``
+(the connect itself), ``reset`` or ``closed`` before any answer, ``cut`` (the
+answer had begun), ``timeout``.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
 
 _LISTEN = "0A"
 #: How long :func:`kill` waits for the replacement of the worker it killed.
 REPLACEMENT_WAIT_S = 0.8
-
-
-class _Sending(threading.local):
-    connects = 0
-    port: int | None = None
-
-
-#: Per client thread: how many connections it opened, and the client port of the latest.
-SENDING = _Sending()
-
-
-class _PortNotingConnection(urllib3.connection.HTTPConnection):
-    def connect(self) -> None:
-        SENDING.connects += 1
-        SENDING.port = None
-        super().connect()
-        SENDING.port = self.sock.getsockname()[1]
-
-
-class _PortNotingPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _PortNotingConnection
-
-
-class PortTrackingAdapter(HTTPAdapter):
-    """``requests``' own adapter (no retries), noting each connection's client port in :data:`SENDING`."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme}
-        self.poolmanager.pool_classes_by_scheme["http"] = _PortNotingPool
-
-
-def tracking_session() -> requests.Session:
-    session = requests.Session()
-    session.mount("http://", PortTrackingAdapter())
-    return session
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    pending: list[BaseException] = [error]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-        pending.extend(e for e in linked if isinstance(e, BaseException))
-
-
-def failure_kind(error: requests.RequestException) -> str:
-    """What the client saw, from the exception chain: refused, reset, closed, cut, timeout or other."""
-    chain = list(_chain(error))
-    if any(
-        isinstance(e, requests.exceptions.ChunkedEncodingError | http.client.IncompleteRead) for e in chain
-    ):
-        return "cut"
-    if any(isinstance(e, requests.Timeout) for e in chain):
-        return "timeout"
-    for kind, types in (
-        ("refused", ConnectionRefusedError),
-        # Before "reset": http.client's RemoteDisconnected (end of file, no answer) is a ConnectionResetError.
-        ("closed", http.client.RemoteDisconnected),
-        ("reset", ConnectionResetError | BrokenPipeError),
-    ):
-        if any(isinstance(e, types) for e in chain):
-            return kind
-    return "other"
 
 
 def held_connections(pid: int, server_port: int) -> dict[int, int]:
@@ -210,6 +134,8 @@ class Attribution:
     kills: int = 0
     #: Seconds from each kill to its replacement's start.
     replaced_s: list[float] = field(default_factory=list)
+    #: How many client connections each victim held: a kill fails at most one request on each.
+    connections: list[int] = field(default_factory=list)
     #: Requests on the victim's connections, started before it was gone and not ended before the kill.
     in_flight: int = 0
     failed: Counter[str] = field(default_factory=Counter)
@@ -224,15 +150,23 @@ class Attribution:
         parts = ", ".join(f"{n} {tag}" for tag, n in self.failed.most_common())
         replaced = sorted(self.replaced_s)
         respawn = f"replaced within {replaced[len(replaced) // 2] * 1000:.0f} ms (median)" if replaced else ""
+        connections = sorted(self.connections)
+        holding = (
+            f" holding {connections[len(connections) // 2]} client connections (median)"
+            if connections
+            else ""
+        )
         return (
-            f"{self.kills} workers killed, {respawn}, {self.in_flight} requests in flight on them; "
+            f"{self.kills} workers killed{holding}, {respawn}, {self.in_flight} requests in flight on them; "
             f"{held} failed{': ' + parts if parts else ''}"
         )
 
 
 def attribute(sent: Sequence[Sent], kills: Sequence[Kill]) -> Attribution:
     """Each failed request tagged with the kill before it, its kind and where it was (module docstring)."""
-    result = Attribution(len(kills), [k.replaced_s for k in kills if k.replaced_s is not None])
+    result = Attribution(
+        len(kills), [k.replaced_s for k in kills if k.replaced_s is not None], [len(k.held) for k in kills]
+    )
     for kill in kills:
         result.in_flight += sum(
             1 for s in sent if s.started <= kill.gone and s.ended >= kill.at and s.port in kill.held

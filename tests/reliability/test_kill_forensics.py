@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-
-import pytest
-import requests
-from kill_forensics import Kill, Sent, attribute, failure_kind, tracking_session
-
-from live_server import free_port
+from kill_forensics import Kill, Sent, attribute
 
 KILL = Kill(at=10.0, gone=10.01, pid=123, held={5001: 0, 5002: 80})
 
@@ -46,32 +39,3 @@ def test_failures_away_from_the_victim_or_after_it_was_gone_are_stray() -> None:
         "elsewhere (500, reused connection)": 1,
     }
     assert result.stray == 3
-
-
-def test_a_connect_to_a_closed_port_reads_as_refused() -> None:
-    with tracking_session() as session, pytest.raises(requests.RequestException) as raised:
-        session.post(f"http://127.0.0.1:{free_port()}/predict", timeout=5)
-
-    assert failure_kind(raised.value) == "refused"
-
-
-def test_a_connection_closed_before_any_answer_reads_as_closed() -> None:
-    with socket.socket() as listener, tracking_session() as session:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        closer = threading.Thread(target=_read_one_request_and_close, args=(listener,))
-        closer.start()
-        with pytest.raises(requests.RequestException) as raised:
-            session.post(f"http://127.0.0.1:{listener.getsockname()[1]}/predict", json={}, timeout=5)
-        closer.join(5)
-
-    assert failure_kind(raised.value) == "closed"
-
-
-def _read_one_request_and_close(listener: socket.socket) -> None:
-    """Read the whole request (headers and the body ``{}``), then close: a FIN, no answer."""
-    connection, _ = listener.accept()
-    with connection:
-        received = b""
-        while not received.endswith(b"{}"):
-            received += connection.recv(65536)
