@@ -10,7 +10,7 @@ from flask import Flask
 
 from flaskserve.app import create_app
 from flaskserve.lifecycle import draining
-from flaskserve.lifecycle.draining import DRAIN_FILE, close_connections_while_retiring
+from flaskserve.lifecycle.draining import DRAIN_FILE, close_connections_when_due
 from flaskserve.settings import Settings
 
 
@@ -50,7 +50,7 @@ def test_answers_close_their_connection_once_the_worker_retires_them(monkeypatch
         start_response("200 OK", [("Content-Type", "text/plain"), ("Connection", "keep-alive")])
         return [b"hello"]
 
-    app = close_connections_while_retiring(hello)
+    app = close_connections_when_due(hello)
     assert ("Connection", "keep-alive") in _headers_of(app)
 
     draining.retire_connections()

@@ -17,7 +17,7 @@ sent its next request on one just then finds the connection closed without an
 answer (``RemoteDisconnected``): 5 of 14,139 requests in two runs of six
 ``HUP``\\ s with eight closed-loop clients (docs/operations.md). A granian worker told to stop
 therefore first answers for :data:`RETIRE_S` with ``Connection: close``
-(:func:`close_connections_while_retiring`), so that its clients learn from an
+(:func:`close_connections_when_due`), so that its clients learn from an
 answer, not from a closed socket, to open new connections, which the other
 workers (or, after a ``HUP``, the new ones) take; then granian's stop proceeds.
 The worker still accepts meanwhile (granian cannot be told to stop accepting
@@ -36,11 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flaskserve.lifecycle.rebalancing import closing_connections
+
 __all__ = [
     "DRAIN_FILE",
     "RETIRE_S",
     "DrainMarker",
-    "close_connections_while_retiring",
+    "close_connections_when_due",
     "retire_connections",
 ]
 
@@ -77,15 +79,17 @@ def retire_connections() -> None:
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def close_connections_while_retiring(app: WsgiApp) -> WsgiApp:
-    """``app``, whose answers carry ``Connection: close`` once this process retires its connections.
+def close_connections_when_due(app: WsgiApp) -> WsgiApp:
+    """``app``, whose answers carry ``Connection: close`` while this process retires its connections,
+    and for a moment after another worker joins (:mod:`flaskserve.lifecycle.rebalancing`).
 
     PEP 3333 leaves hop-by-hop headers to the server; granian passes the header to
-    its HTTP layer, which closes the connection after the answer.
+    its HTTP layer, which closes the connection after the answer. (gunicorn drops it:
+    its worker asks :func:`~flaskserve.lifecycle.rebalancing.closing_connections` itself.)
     """
 
     def closing(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not _retiring.is_set():
+        if not (_retiring.is_set() or closing_connections()):
             return app(environ, start_response)
 
         def start_closing(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:

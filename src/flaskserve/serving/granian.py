@@ -46,7 +46,8 @@ from typing import Any
 from flask import Flask
 
 from flaskserve.errors import ConfigError
-from flaskserve.lifecycle.draining import RETIRE_S, close_connections_while_retiring, retire_connections
+from flaskserve.lifecycle.draining import RETIRE_S, close_connections_when_due, retire_connections
+from flaskserve.lifecycle.rebalancing import announce_arrival
 from flaskserve.runtime import get_runtime
 from flaskserve.security.tls import ServerTLS
 from flaskserve.serving.gunicorn import default_threads, default_workers
@@ -144,8 +145,10 @@ def serve(
         if in_worker is not None:
             in_worker()
         get_runtime(app).watcher.start()
-        wsgi_app = close_connections_while_retiring(app)
+        wsgi_app = close_connections_when_due(app)
         server.report_ready()
+        settings = get_runtime(app).settings
+        announce_arrival(settings.port, settings.workers or default_workers())
         return wsgi_app
 
     server.drain_delay_s = get_runtime(app).settings.drain_delay_s

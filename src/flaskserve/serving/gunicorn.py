@@ -24,6 +24,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from flaskserve.lifecycle.draining import DrainMarker
+from flaskserve.lifecycle.rebalancing import announce_arrival
 from flaskserve.observability.gunicorn import observability_options
 from flaskserve.runtime import get_runtime
 from flaskserve.serving.gthread import ClientLimits, head_reading_worker
@@ -202,6 +203,7 @@ def serve(
         watcher.start()
         if in_worker is not None:
             in_worker()
+        announce_arrival(settings.port, options["workers"])
 
     options["post_worker_init"] = post_worker_init
     if on_reload is not None:

@@ -18,6 +18,7 @@ from gunicorn.sock import ssl_context
 from gunicorn.workers.gthread import ThreadWorker
 
 from flaskserve.errors import BadRequest, FlaskserveError, PayloadTooLarge
+from flaskserve.lifecycle.rebalancing import closing_connections
 from flaskserve.protocols.payload import encode_json
 from flaskserve.serving.gthread.framing import ChunkedBody, Refused, body_framing
 from flaskserve.serving.gthread.pool import Outcome, Pool
@@ -342,6 +343,9 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
             return bool(super().handle_request(req, conn))
         sock = conn.sock
         conn.sock = stream
+        if closing_connections():
+            # Another worker just joined: this answer closes its connection (lifecycle.rebalancing).
+            req.must_close = True
         try:
             keep = bool(super().handle_request(req, conn))
             if keep:
