@@ -2,8 +2,9 @@
 and never waits for a client to take its answer.
 
 The package: :mod:`.worker` (the worker, in the event loop), :mod:`.stream` (the
-connection as a thread sees it), :mod:`.framing` (where a request's body ends) and
-:mod:`.pool` (the threads requests are handed to).
+connection as a thread sees it), :mod:`.framing` (where a request's body ends),
+:mod:`.pool` (the threads requests are handed to, and the queue that hands them
+back) and :mod:`.request` (gunicorn's parser, its settings read once).
 
 gunicorn's ``gthread`` worker accepts in its event loop and hands each new
 connection to a pool thread straight away. The thread waits up to 5 s for a
@@ -60,7 +61,9 @@ Its guarantees:
   timeout after a TERM (or after its master went) is ended (see
   :mod:`flaskserve.serving.signals`).
 
-Parsing, the app call, keep-alive and the graceful stop stay gunicorn's. With
+Parsing, the app call, the environ, the answer's framing, keep-alive's rules and
+the graceful stop stay gunicorn's (docs/performance.md, "Threads, keep-alive and
+backpressure", says what the worker does with fewer system calls). With
 HTTP/2 enabled (``http_protocols`` naming ``h2``), connections take gunicorn's
 own path, unchanged.
 """

@@ -21,16 +21,30 @@ them. It exits with requests in progress only past the graceful timeout, when
 the master kills it anyway (and :mod:`flaskserve.serving.signals` ends it), or on
 a quick stop; and a worker that fails to start exits instead of hanging on its
 idle threads.
+
+gunicorn's method queue wakes the event loop by writing a byte to a pipe for
+each callback, a system call in each thread for each request. Under load, the
+event loop takes many connections back for each wake; :class:`MethodQueue`
+writes only when no wake is already pending, and the event loop runs everything
+queued when it wakes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Callable
-from queue import SimpleQueue
+from functools import partial
+from queue import Empty, SimpleQueue
 from typing import Any
 
-__all__ = ["Outcome", "Pool"]
+from gunicorn.workers.gthread import PollableMethodQueue
+
+__all__ = ["MethodQueue", "Outcome", "Pool"]
+
+#: Most callbacks the event loop runs for one wake before it looks at its sockets again.
+MAX_CALLBACKS = 64
 
 
 class Outcome:
@@ -92,3 +106,40 @@ class Pool:
             except BaseException as error:  # as the executor does: the event loop decides
                 outcome = Outcome(error=error)
             self._done(conn, outcome)
+
+
+class MethodQueue(PollableMethodQueue):  # type: ignore[misc]
+    """gunicorn's queue of callbacks for the event loop, its pipe written only when no wake is pending.
+
+    A callback is queued before the pending mark is read, and the event loop
+    clears the mark before it takes what is queued: a callback that saw the
+    mark set is taken by the run the mark announced.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wake_pending = False
+
+    def defer(self, callback: Callable[..., object], *args: Any) -> None:
+        self._queue.put(partial(callback, *args))
+        if not self._wake_pending:
+            self._wake()
+
+    def run_callbacks(self, _fileobj: Any, max_callbacks: int = MAX_CALLBACKS) -> None:
+        with contextlib.suppress(OSError):  # nothing to read: a wake already taken
+            os.read(self._read_fd, 4096)
+        self._wake_pending = False
+        for _ in range(max_callbacks):
+            try:
+                callback = self._queue.get_nowait()
+            except Empty:
+                return
+            callback()
+        if not self._queue.empty():
+            # The rest on the next turn of the loop, after its sockets.
+            self._wake()
+
+    def _wake(self) -> None:
+        self._wake_pending = True
+        with contextlib.suppress(OSError):  # the pipe is full: the event loop is due to wake anyway
+            os.write(self._write_fd, b"\x00")

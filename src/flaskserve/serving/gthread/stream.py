@@ -5,6 +5,12 @@ the bytes the event loop already read (:mod:`.worker`), then the socket's. The
 answer is written to the stream, which sends what the socket takes at once and
 keeps the rest for the event loop to send (:meth:`Stream.send_unsent`), within a
 budget the worker's threads share (:class:`HeldBytes`).
+
+The socket stays non-blocking throughout: the thread never reads it (the whole
+request is in memory) and writes it without waiting, so gunicorn's switches to
+blocking mode and back (a system call each, twice a request) are kept from it.
+An answer's head is held until its body's first bytes, so that a small answer
+leaves in one system call and one segment rather than two.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ __all__ = ["CONTINUE", "HeldBytes", "Stream"]
 
 #: The interim answer to ``Expect: 100-continue`` (RFC 9110 section 10.1.1).
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: Largest write an answer's held head is joined to (a copy); a larger one is sent after the head.
+_JOIN_LIMIT = 64 * 1024
 
 
 class HeldBytes:
@@ -70,12 +78,29 @@ class Stream:
         self.continued = False
         #: The timeout gunicorn's parser sets for its reads; see :meth:`settimeout`.
         self._read_timeout: float | None = None
+        #: The answer's first write (its head) is held, to go out with the next one: see :meth:`sendall`.
+        self._holds_first = False
+        self._first = b""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
+    @property
+    def socket(self) -> Any:
+        """The connection's socket itself, for the event loop."""
+        return self._sock
+
     def gettimeout(self) -> float | None:
         return self._read_timeout
+
+    def setblocking(self, flag: bool) -> None:
+        """Blocking mode as the thread sees it: reads that reach the socket wait (see :meth:`recv`).
+
+        gunicorn makes the socket blocking for the thread and non-blocking again
+        for the event loop, a system call each way. The socket is left
+        non-blocking, and blocking mode is what :meth:`recv` gives.
+        """
+        self._read_timeout = None if flag else 0.0
 
     def settimeout(self, value: float | None) -> None:
         """Bound the reads that reach the socket (the socket itself is left as it is).
@@ -89,9 +114,13 @@ class Stream:
         self._read_timeout = value
 
     def hold(self, pieces: Iterable[bytes | IO[bytes]], *, counted: int = 0) -> None:
-        """Give the parser ``pieces`` before the socket; ``counted`` bytes of them are in the budget."""
+        """Give the parser ``pieces`` before the socket; ``counted`` bytes of them are in the budget.
+
+        A request is about to be served: its answer's first write is held (:meth:`sendall`).
+        """
         self._pieces.extend(piece for piece in pieces if not isinstance(piece, bytes) or piece)
         self._body_held += counted
+        self._holds_first = True
 
     def served(self) -> None:
         """The request was served: its body no longer counts against the budget."""
@@ -118,6 +147,8 @@ class Stream:
         self._held.give(self._unsent_held)
         self._unsent_held = 0
         self._unsent.clear()
+        self._holds_first = False
+        self._first = b""
 
     def recv(self, size: int, flags: int = 0) -> bytes:
         while self._pieces:
@@ -135,13 +166,11 @@ class Stream:
                     self._pieces.popleft()
             if chunk:
                 return chunk
-        if self._read_timeout is None:
-            data: bytes = self._sock.recv(size, flags)
-            return data
+        # Not reached for a request the event loop read whole; waits as gunicorn's reads would.
         timeout = self._sock.gettimeout()
         self._sock.settimeout(self._read_timeout)
         try:
-            data = self._sock.recv(size, flags)
+            data: bytes = self._sock.recv(size, flags)
         finally:
             self._sock.settimeout(timeout)
         return data
@@ -158,7 +187,32 @@ class Stream:
         return len(data)
 
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data).cast("B")
+        """Send ``data``; an answer's first write is held, to go out with the next or at :meth:`flush`.
+
+        gunicorn writes an answer's head, then each piece of its body: joined, a
+        small answer takes one ``send`` instead of two (and the client one segment).
+        A large first body piece is not copied for that; the head goes before it.
+        """
+        if self._holds_first:
+            self._holds_first = False
+            self._first = bytes(data)
+            return
+        if self._first:
+            first, self._first = self._first, b""
+            if len(data) <= _JOIN_LIMIT:
+                data = first + data
+            else:
+                self._send(memoryview(first))
+        self._send(memoryview(data).cast("B"))
+
+    def flush(self) -> None:
+        """The thread is done with the answer: a write still held is sent (or kept for the event loop)."""
+        self._holds_first = False
+        if self._first:
+            first, self._first = self._first, b""
+            self._send(memoryview(first))
+
+    def _send(self, view: memoryview) -> None:
         if not self._unsent:
             view = view[self._send_now(view) :]
             if not view:
@@ -173,6 +227,7 @@ class Stream:
         self._send_waiting()
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        self.flush()
         self._send_waiting()
         timeout = self._sock.gettimeout()
         self._sock.settimeout(self._send_timeout_s)
@@ -199,16 +254,19 @@ class Stream:
         """Send what the socket takes without waiting; how much it took."""
         sent = 0
         if isinstance(self._sock, ssl.SSLSocket):
-            # TLS takes no flags: the socket is made non-blocking for the while.
+            # TLS takes no flags: the socket, non-blocking unless a slow answer's wait left it
+            # otherwise, is made non-blocking for the while.
             timeout = self._sock.gettimeout()
-            self._sock.settimeout(0.0)
+            if timeout != 0.0:
+                self._sock.settimeout(0.0)
             try:
                 while sent < len(view):
                     sent += self._sock.send(view[sent:])
             except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 pass
             finally:
-                self._sock.settimeout(timeout)
+                if timeout != 0.0:
+                    self._sock.settimeout(timeout)
             return sent
         try:
             while sent < len(view):

@@ -12,16 +12,17 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import IO, Any
 
-from gunicorn import http
+from gunicorn.http.body import LengthReader
 from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, MAX_REQUEST_LINE
 from gunicorn.sock import ssl_context
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, ThreadWorker
 
 from flaskserve.errors import BadRequest, FlaskserveError, PayloadTooLarge
 from flaskserve.lifecycle.rebalancing import closing_connections
 from flaskserve.protocols.payload import encode_json
 from flaskserve.serving.gthread.framing import ChunkedBody, Refused, body_framing
-from flaskserve.serving.gthread.pool import Outcome, Pool
+from flaskserve.serving.gthread.pool import MethodQueue, Outcome, Pool
+from flaskserve.serving.gthread.request import Settings, request_parser
 from flaskserve.serving.gthread.stream import CONTINUE, HeldBytes, Stream
 from flaskserve.serving.signals import end_after, graceful_stop_begins, quit_now
 
@@ -138,6 +139,9 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.method_queue = MethodQueue()
+        #: The settings as a thread reads them while serving (:mod:`.request`).
+        self.settings = Settings(self.cfg)
         # Connections whose request is being read, and those the event loop writes to or closes.
         self._incoming: dict[Any, _Incoming] = {}
         self._outgoing: dict[Any, _Outgoing] = {}
@@ -153,7 +157,16 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         """The threads requests are handed to: a plain queue of connections (:mod:`.pool`)."""
         if not self._reads_requests:
             return super().get_thread_pool()
-        return Pool(self.cfg.threads, self.handle, self._served)
+        return Pool(self.cfg.threads, self._serve, self._served)
+
+    def _serve(self, conn: Any) -> bool:
+        """In a thread: gunicorn's ``handle``, then what the answer still held back sent."""
+        keep = bool(self.handle(conn))
+        try:
+            conn.sock.flush()
+        except OSError:  # the client is gone
+            return False
+        return keep
 
     def _served(self, conn: Any, outcome: Outcome) -> None:
         """In the thread, once it is done with ``conn``: the event loop takes it back."""
@@ -205,9 +218,7 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
                 self._close(conn)
                 return
             incoming.handshaking = True
-        if not watched:
-            # A connection whose next request was read ahead comes straight from a thread, still blocking.
-            conn.sock.setblocking(False)
+        # The socket is non-blocking from its accept on: threads see it through a stream (:meth:`_hand_over`).
         self._incoming[conn] = incoming
         self._read(conn)
 
@@ -316,11 +327,14 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         stream = _stream_of(conn)
         if stream is None:
             stream = Stream(conn.sock, self._held, self.limits.send_timeout_s)
-            conn.parser = http.get_parser(self.cfg, stream, conn.client)
+            conn.parser = request_parser(self.settings, stream, conn.client)
         stream.hold(pieces, counted=counted)
         stream.continued = incoming.continued
         # The bytes are in the parser's reach: the thread must not wait for more before parsing.
         conn.data_ready = True
+        # The thread reads and writes through the stream, whatever gunicorn's code it runs; the event
+        # loop takes the socket back in :meth:`finish_request`.
+        conn.sock = stream
         self.tpool.hand(conn)
 
     def _watch(self, conn: Any, incoming: _Incoming, *, wants_write: bool) -> None:
@@ -338,17 +352,14 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
 
     def handle_request(self, req: Any, conn: Any) -> bool:
         """gunicorn's request handling, writing the answer through the connection's stream."""
-        stream = _stream_of(conn)
-        if stream is None:
+        if not isinstance(conn.sock, Stream):
             return bool(super().handle_request(req, conn))
-        sock = conn.sock
-        conn.sock = stream
         if closing_connections():
             # Another worker just joined: this answer closes its connection (lifecycle.rebalancing).
             req.must_close = True
         try:
             keep = bool(super().handle_request(req, conn))
-            if keep:
+            if keep and _unread(req.body):
                 # A request refused before its body was read leaves the body's rest ahead of the next
                 # request, where it would be taken for that request's head and the connection closed
                 # after an answer that promised to keep it. The event loop read the whole body before
@@ -359,15 +370,25 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         except TimeoutError:
             self.log.debug("Closing a connection whose client took no byte of its answer in time.")
             return False
-        finally:
-            conn.sock = sock
+
+    def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
+        """Whether to keep the connection: :meth:`handle_request` already read past the body's rest.
+
+        gunicorn reads past it here, with a deadline set on the socket; the whole
+        body was in memory, and has been read, so only a body that failed to read
+        (its end, and the next request's start, unknown) closes the connection.
+        """
+        if not isinstance(conn.sock, Stream):
+            return bool(super()._keepalive_after(conn, keepalive))
+        return keepalive and not conn.parser.mesg.body.failed
 
     def finish_request(self, conn: Any, fs: Any) -> None:
-        """After the thread: the rest of the answer written in the event loop, then gunicorn's keep-alive."""
-        stream = _stream_of(conn)
-        if stream is None or not self._reads_requests:
+        """After the thread: the socket back, the rest of the answer written in the event loop, keep-alive."""
+        stream = conn.sock
+        if not isinstance(stream, Stream):
             super().finish_request(conn, fs)
             return
+        conn.sock = stream.socket
         stream.served()
         try:
             keep = not fs.cancelled() and bool(fs.result())
@@ -415,7 +436,14 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         ahead = conn.parser.unreader.take_buffered() + stream.take()
         if ahead:
             conn.parser.unreader.unread(ahead)
-        super().finish_request(conn, fs)
+            self._read_request(conn, watched=False)
+            return
+        # gunicorn's keep-alive, less its switch to non-blocking mode: the socket never left it.
+        conn.set_timeout()
+        if not self.alive:
+            conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
+        self.keepalived_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
 
     def _linger(self, conn: Any) -> None:
         """Close after an answer, letting the client close first so that it gets all of it (RFC 9112 9.6).
@@ -547,6 +575,12 @@ def _stream_of(conn: Any) -> Stream | None:
     except AttributeError:  # no parser yet, or gunicorn's HTTP/2 one
         return None
     return source if isinstance(source, Stream) else None
+
+
+def _unread(body: Any) -> bool:
+    """Whether gunicorn's ``body`` may hold bytes the app left unread (none, a length read to its end)."""
+    reader = body.reader
+    return not (isinstance(reader, LengthReader) and reader.length == 0 and body.buf.tell() == 0)
 
 
 def _refusal(refusal: Refused) -> bytes:

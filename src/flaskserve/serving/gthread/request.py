@@ -1,0 +1,67 @@
+"""gunicorn's request parser, reading its settings once per worker rather than each request.
+
+For each request, gunicorn's parser, environ and response read about twenty
+settings, each through ``Config.__getattr__`` (a Python call and two dictionary
+look-ups), and parse the client's address (``ipaddress.ip_address``) to tell
+whether it may set forwarding headers. Both were a few percent of a hello-world
+request's CPU. A worker's settings are fixed once it serves (a reload starts new
+workers): :class:`Settings` reads each one the first time it is asked for and
+keeps it, and :class:`Request` remembers the answer for each client address.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn import http
+from gunicorn.http.message import Request as GunicornRequest
+from gunicorn.http.parser import RequestParser
+
+__all__ = ["Request", "Settings", "request_parser"]
+
+#: Client addresses whose trust is remembered; past this many, the memory starts over.
+MAX_REMEMBERED_PEERS = 4096
+
+
+class Settings:
+    """A worker's gunicorn settings, each read from its ``Config`` once, the first time it is asked for."""
+
+    def __init__(self, cfg: Any) -> None:
+        self._cfg = cfg
+        #: Whether each client address may set forwarding headers (``forwarded_allow_ips``).
+        self.trusted_peers: dict[str, bool] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._cfg, name)
+        setattr(self, name, value)
+        return value
+
+
+class Request(GunicornRequest):  # type: ignore[misc]
+    """gunicorn's request, its client's trust for forwarding headers remembered by address."""
+
+    cfg: Settings
+
+    def _peer_is_trusted_proxy(self) -> bool:
+        peer = self.peer_addr
+        if not isinstance(peer, tuple):
+            return True
+        remembered = self.cfg.trusted_peers
+        trusted = remembered.get(peer[0])
+        if trusted is None:
+            trusted = bool(super()._peer_is_trusted_proxy())
+            if len(remembered) >= MAX_REMEMBERED_PEERS:
+                remembered.clear()
+            remembered[peer[0]] = trusted
+        return trusted
+
+
+class _Parser(RequestParser):  # type: ignore[misc]
+    mesg_class = Request
+
+
+def request_parser(settings: Settings, source: Any, client: Any) -> Any:
+    """The parser for a connection's requests: gunicorn's, with :class:`Request` for HTTP/1."""
+    if settings.protocol != "http":
+        return http.get_parser(settings, source, client)
+    return _Parser(settings, source, client)
