@@ -1,7 +1,7 @@
 """The WSGI servers themselves: gunicorn's stock ``gthread`` worker, flaskserve's worker, granian.
 
 ``make bench`` compares model servers; this script compares the layer under them, side by side in
-one run, and sweeps its knobs. Two modes:
+one run, sweeps its knobs and takes flaskserve's served request apart. Three modes:
 
 ``compare``
     a raw-WSGI hello-world and a Flask hello-world (``bench/peers``) under stock ``gthread``,
@@ -13,6 +13,11 @@ one run, and sweeps its knobs. Two modes:
     keep-alive varied (keep-alive off is a client that sends ``Connection: close``, which is what
     a server with keep-alive off makes of every client), then granian's own knobs
     (``--backpressure``, ``--runtime-threads``) on the Flask hello-world.
+``served``
+    where a served one-row prediction's CPU goes beyond Flask's: under each server, the Flask
+    hello-world, then flaskserve with its access lines and without them (``--log-level
+    warning``); with ``--baseline SRC``, also flaskserve run from the source tree ``SRC`` (another
+    checkout's ``src``), for a before/after in one run.
 
 Each configuration runs as its own server process; every round measures all of them in turn, in
 a rotated order, with wrk for a few seconds each, and the tables give the median over rounds of
@@ -23,6 +28,7 @@ get. The load average is printed with each table. Usage::
 
     python bench/wsgi_servers.py compare [--seconds 3] [--rounds 3] [--concurrency 64]
     python bench/wsgi_servers.py sweep [--seconds 3] [--rounds 3] [--concurrency 16,64]
+    python bench/wsgi_servers.py served [--seconds 3] [--rounds 3] [--baseline OTHER/src]
 """
 
 from __future__ import annotations
@@ -99,22 +105,37 @@ def _granian(
 
 
 def _flaskserve(
-    model: models.BenchModel, port: int, server: str, workers: int, threads: int, *, close: bool = False
+    model: models.BenchModel,
+    port: int,
+    server: str,
+    workers: int,
+    threads: int,
+    *,
+    close: bool = False,
+    access_lines: bool = True,
+    source: Path | None = None,
 ) -> Config:
-    argv = [str(BIN / "flaskserve"), "serve", str(model.path), "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--workers", str(workers), "--threads", str(threads), "--allow-pickle", "--server", server]
-    argv += ["--max-batch-size", "1", "--max-batch-delay", "0", "--cache-size", "0"]
-    keep = "keep-alive off" if close else "keep-alive on"
+    """flaskserve serving the one-row model; ``source``: run from that source tree instead of this one."""
+    # Run as a module, so that PYTHONPATH (this tree's src or ``source``) decides which code serves.
+    argv = [sys.executable, "-m", "flaskserve", "serve", str(model.path), "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--workers", str(workers), "--threads", str(threads), "--allow-pickle"]
+    argv += ["--server", server, "--max-batch-size", "1", "--max-batch-delay", "0", "--cache-size", "0"]
+    settings = f"{workers}w x {threads}t, keep-alive {'off' if close else 'on'}"
+    if not access_lines:
+        argv += ["--log-level", "warning"]
+        settings += ", no access lines"
+    app = "flaskserve, LinearRegression 1 row"
     return Config(
-        "flaskserve, LinearRegression 1 row",
+        app if source is None else f"{app} (baseline)",
         server,
-        f"{workers}w x {threads}t, {keep}",
+        settings,
         tuple(argv),
         port,
         path="/predict",
         body=HELLO_BODY,
         ready="/v2/health/ready",
         close=close,
+        env={} if source is None else {"PYTHONPATH": str(source)},
     )
 
 
@@ -131,6 +152,22 @@ def compare_configs(model: models.BenchModel) -> list[Config]:
         configs.append(_granian(app, module, free_port(), 2, 32, 32))
     configs.append(_flaskserve(model, free_port(), "gunicorn", 2, 32))
     configs.append(_flaskserve(model, free_port(), "granian", 2, 32))
+    return configs
+
+
+def served_configs(model: models.BenchModel, baseline: Path | None) -> list[Config]:
+    """Per server: the Flask hello-world, the baseline if any, flaskserve with and without access lines."""
+    app, module = HELLO[1]
+    configs = []
+    for server in ("granian", "gunicorn"):
+        if server == "granian":
+            configs.append(_granian(app, module, free_port(), 2, 32, 32))
+        else:
+            configs.append(_gunicorn(app, module, free_port(), 2, 32, WORKER_CLASS))
+        if baseline is not None:
+            configs.append(_flaskserve(model, free_port(), server, 2, 32, source=baseline))
+        configs.append(_flaskserve(model, free_port(), server, 2, 32))
+        configs.append(_flaskserve(model, free_port(), server, 2, 32, access_lines=False))
     return configs
 
 
@@ -268,7 +305,10 @@ def table(
     firsts: dict[tuple[str, str], Figures] = {}
     for config in configs:
         entry = figures[config.key]
-        group = (config.app, config.server if reference == SAME_SERVER else "")
+        if reference == SERVER_ONLY:
+            group = ("", config.server.split(",")[0])  # gunicorn with either worker
+        else:
+            group = (config.app, config.server if reference == SAME_SERVER else "")
         first = firsts.setdefault(group, entry)
         lines.append(
             f"| {config.app} | {config.server} | {config.settings} | {statistics.median(entry.rps):,.0f} "
@@ -280,24 +320,32 @@ def table(
 
 SAME_APP = "the first row of the same app"
 SAME_SERVER = "the first row of the same app and server"
+SERVER_ONLY = "the first row of the same server"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("compare", "sweep"))
+    parser.add_argument("mode", choices=("compare", "sweep", "served"))
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", default=None, help="comma-separated (compare: 64; sweep: 16,64)")
+    parser.add_argument(
+        "--concurrency", default=None, help="comma-separated (compare, served: 64; sweep: 16,64)"
+    )
     parser.add_argument("--threads", default="2,4,8,16,32", help="sweep: threads per worker")
     parser.add_argument("--workers", default="1,2,3", help="sweep: worker processes")
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="served: also run flaskserve from this source tree"
+    )
     args = parser.parse_args(argv)
-    default = "64" if args.mode == "compare" else "16,64"
+    default = "16,64" if args.mode == "sweep" else "64"
     concurrencies = [int(value) for value in (args.concurrency or default).split(",")]
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wsgi-servers-")))
         model = models.train_linear(scratch)
         if args.mode == "compare":
             configs = compare_configs(model)
+        elif args.mode == "served":
+            configs = served_configs(model, args.baseline)
         else:
             threads = [int(value) for value in args.threads.split(",")]
             workers = [int(value) for value in args.workers.split(",")]
@@ -306,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for concurrency in concurrencies:
             started_at = time.monotonic()
             figures, loads = measure(configs, processes, concurrency, args)
-            reference = SAME_APP if args.mode == "compare" else SAME_SERVER
+            reference = {"compare": SAME_APP, "sweep": SAME_SERVER, "served": SERVER_ONLY}[args.mode]
             print(table(configs, figures, concurrency, loads, reference))
             print(f"\n({time.monotonic() - started_at:.0f} s)\n")
     return 0

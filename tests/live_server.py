@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +70,19 @@ class RunningServer:
     def log_records(self) -> list[dict[str, Any]]:
         """Every line of output parsed as JSON; a line that is not JSON fails the test."""
         return [orjson.loads(line) for line in self.logs().splitlines() if line.strip()]
+
+    def log_records_once(
+        self, written: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """:meth:`log_records` once ``written(records)`` holds (or at ``timeout``, for the test to fail on).
+
+        Each process writes its lines from a thread of its own, a moment after it logged them:
+        a line about a request may come after its answer.
+        """
+        deadline = time.monotonic() + timeout
+        while not written(records := self.log_records()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return records
 
     def worker_pids(self, count: int, timeout: float = STARTUP_TIMEOUT_S) -> list[int]:
         """The master's living child processes, once there are ``count`` of them."""

@@ -254,7 +254,8 @@ def test_granian_workers_serve_grpc_and_drain_it_on_a_graceful_stop(
         )
         answer = call_until_answered(address, GRPC_START_S)
         assert answer.model_name == "iris"
-        grpc_lines = [r for r in server.log_records() if r.get("protocol") == "grpc"]
+        records = server.log_records_once(lambda lines: any(r.get("protocol") == "grpc" for r in lines))
+        grpc_lines = [r for r in records if r.get("protocol") == "grpc"]
         assert grpc_lines
         assert grpc_lines[-1]["status"] == 200
 

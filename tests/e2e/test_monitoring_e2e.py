@@ -82,11 +82,17 @@ def send_rows(server: RunningServer, rows: list[dict[str, float]], tag: str) -> 
 
 
 def workers_that_answered(server: RunningServer, tag: str) -> set[int]:
-    return {
-        record["pid"]
-        for record in server.log_records()
-        if record.get("logger") == "flaskserve.access" and str(record.get("request_id", "")).startswith(tag)
-    }
+    """The pids in the tagged requests' access lines, once two workers wrote some (or after a wait)."""
+
+    def pids(records: list[dict[str, Any]]) -> set[int]:
+        return {
+            record["pid"]
+            for record in records
+            if record.get("logger") == "flaskserve.access"
+            and str(record.get("request_id", "")).startswith(tag)
+        }
+
+    return pids(server.log_records_once(lambda records: len(pids(records)) >= 2))
 
 
 def scrape(server: RunningServer) -> str:

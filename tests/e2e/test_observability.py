@@ -115,7 +115,11 @@ def test_every_log_line_is_json_and_carries_the_request_id(shared_server: Runnin
     assert failed.status_code == 500
     assert "Traceback" not in failed.text
 
-    records = shared_server.log_records()  # every line, gunicorn's included, parses as JSON
+    # Every line, gunicorn's included, parses as JSON. A request's access line is its last.
+    access = {(r, "flaskserve.access") for r in ("trace-me.42", failed.headers["X-Request-ID"])}
+    records = shared_server.log_records_once(
+        lambda lines: access <= {(r.get("request_id"), r["logger"]) for r in lines}
+    )
     assert any(r["logger"].startswith("gunicorn") for r in records)
     (mine,) = [r for r in records if r.get("request_id") == "trace-me.42"]
     assert (mine["logger"], mine["model"], mine["status"], mine["rows"]) == (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import logging.config
 import subprocess
 import sys
 import textwrap
@@ -180,3 +181,39 @@ def test_configuring_again_finishes_the_previous_writer(restore_loggers: list[lo
         "to the first stream"
     ]
     assert first is not second
+
+
+def test_lines_stay_off_the_request_thread_after_logging_is_configured_again(
+    app: Flask, restore_loggers: list[logging.Handler]
+) -> None:
+    # gunicorn's and granian's logging setups call dictConfig, which closes every handler there is.
+    stream = StalledStream()
+    handler = configure_logging("info", "json", stream)
+    restore_loggers.append(handler)
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+
+    response = app.test_client().post("/models/iris/versions/1/predict", json=ROW)
+
+    assert response.status_code == 200
+    assert stream.getvalue() == ""
+    stream.released.set()
+    handler.flush()
+    (line,) = access_lines(stream)
+    assert line["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_a_flush_writes_what_gathered_without_waiting_out_the_gathering() -> None:
+    stream = io.StringIO()
+    log_queue = LogQueue(logging.StreamHandler(stream), gather_s=3600)
+    logger = logging.Logger("gathered")
+    logger.addHandler(log_queue.handler)
+    try:
+        for _ in range(3):  # the first line starts the writer; each flush finds one line gathering
+            logger.info("line")
+            flushing = threading.Thread(target=log_queue.handler.flush)
+            flushing.start()
+            flushing.join(timeout=30)
+            assert not flushing.is_alive(), "the flush waited for the gathering to end"
+    finally:
+        log_queue.close()
+    assert stream.getvalue().splitlines() == ["line"] * 3
