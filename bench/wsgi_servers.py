@@ -8,6 +8,10 @@ one run, and sweeps its knobs. Two modes:
     under flaskserve's own gunicorn worker (``flaskserve.serving.gthread``, default client
     limits) and under granian; and flaskserve serving a one-row LinearRegression under its two
     servers.
+``cache``
+    the raw-WSGI hello-world under granian beside flaskserve under granian answering the same
+    one-row body with the prediction cache off and on (``--cache-size 1000``): after the first
+    request every answer is a cache hit.
 ``sweep``
     flaskserve's one-row prediction under each server with threads per worker, workers and
     keep-alive varied (keep-alive off is a client that sends ``Connection: close``, which is what
@@ -22,6 +26,7 @@ shares, CPU per request is the steadier figure: it does not move with the CPU th
 get. The load average is printed with each table. Usage::
 
     python bench/wsgi_servers.py compare [--seconds 3] [--rounds 3] [--concurrency 64]
+    python bench/wsgi_servers.py cache [--seconds 3] [--rounds 3] [--concurrency 16,64]
     python bench/wsgi_servers.py sweep [--seconds 3] [--rounds 3] [--concurrency 16,64]
 """
 
@@ -99,16 +104,24 @@ def _granian(
 
 
 def _flaskserve(
-    model: models.BenchModel, port: int, server: str, workers: int, threads: int, *, close: bool = False
+    model: models.BenchModel,
+    port: int,
+    server: str,
+    workers: int,
+    threads: int,
+    *,
+    close: bool = False,
+    cache_size: int = 0,
 ) -> Config:
     argv = [str(BIN / "flaskserve"), "serve", str(model.path), "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--workers", str(workers), "--threads", str(threads), "--allow-pickle", "--server", server]
-    argv += ["--max-batch-size", "1", "--max-batch-delay", "0", "--cache-size", "0"]
+    argv += ["--max-batch-size", "1", "--max-batch-delay", "0", "--cache-size", str(cache_size)]
     keep = "keep-alive off" if close else "keep-alive on"
+    cache = f", cache {cache_size} (hits)" if cache_size else ""
     return Config(
         "flaskserve, LinearRegression 1 row",
         server,
-        f"{workers}w x {threads}t, {keep}",
+        f"{workers}w x {threads}t, {keep}{cache}",
         tuple(argv),
         port,
         path="/predict",
@@ -132,6 +145,15 @@ def compare_configs(model: models.BenchModel) -> list[Config]:
     configs.append(_flaskserve(model, free_port(), "gunicorn", 2, 32))
     configs.append(_flaskserve(model, free_port(), "granian", 2, 32))
     return configs
+
+
+def cache_configs(model: models.BenchModel) -> list[Config]:
+    app, module = HELLO[0]
+    return [
+        _granian(app, module, free_port(), 2, 32, 32),
+        _flaskserve(model, free_port(), "granian", 2, 32),
+        _flaskserve(model, free_port(), "granian", 2, 32, cache_size=1000),
+    ]
 
 
 #: A Python model that sleeps for each call: a model that waits on something, as one calling out does.
@@ -268,7 +290,11 @@ def table(
     firsts: dict[tuple[str, str], Figures] = {}
     for config in configs:
         entry = figures[config.key]
-        group = (config.app, config.server if reference == SAME_SERVER else "")
+        group = (
+            ("", "")
+            if reference == FIRST
+            else (config.app, config.server if reference == SAME_SERVER else "")
+        )
         first = firsts.setdefault(group, entry)
         lines.append(
             f"| {config.app} | {config.server} | {config.settings} | {statistics.median(entry.rps):,.0f} "
@@ -280,14 +306,17 @@ def table(
 
 SAME_APP = "the first row of the same app"
 SAME_SERVER = "the first row of the same app and server"
+FIRST = "the first row"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("compare", "sweep"))
+    parser.add_argument("mode", choices=("compare", "cache", "sweep"))
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", default=None, help="comma-separated (compare: 64; sweep: 16,64)")
+    parser.add_argument(
+        "--concurrency", default=None, help="comma-separated (compare: 64; cache and sweep: 16,64)"
+    )
     parser.add_argument("--threads", default="2,4,8,16,32", help="sweep: threads per worker")
     parser.add_argument("--workers", default="1,2,3", help="sweep: worker processes")
     args = parser.parse_args(argv)
@@ -298,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = models.train_linear(scratch)
         if args.mode == "compare":
             configs = compare_configs(model)
+        elif args.mode == "cache":
+            configs = cache_configs(model)
         else:
             threads = [int(value) for value in args.threads.split(",")]
             workers = [int(value) for value in args.workers.split(",")]
@@ -306,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for concurrency in concurrencies:
             started_at = time.monotonic()
             figures, loads = measure(configs, processes, concurrency, args)
-            reference = SAME_APP if args.mode == "compare" else SAME_SERVER
+            reference = {"compare": SAME_APP, "cache": FIRST}.get(args.mode, SAME_SERVER)
             print(table(configs, figures, concurrency, loads, reference))
             print(f"\n({time.monotonic() - started_at:.0f} s)\n")
     return 0
