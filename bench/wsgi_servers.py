@@ -8,6 +8,10 @@ one run, sweeps its knobs and takes flaskserve's served request apart. Three mod
     under flaskserve's own gunicorn worker (``flaskserve.serving.gthread``, default client
     limits) and under granian; and flaskserve serving a one-row LinearRegression under its two
     servers.
+``cache``
+    the raw-WSGI hello-world under granian beside flaskserve under granian answering the same
+    one-row body with the prediction cache off and on (``--cache-size 1000``): after the first
+    request every answer is a cache hit.
 ``sweep``
     flaskserve's one-row prediction under each server with threads per worker, workers and
     keep-alive varied (keep-alive off is a client that sends ``Connection: close``, which is what
@@ -27,6 +31,7 @@ shares, CPU per request is the steadier figure: it does not move with the CPU th
 get. The load average is printed with each table. Usage::
 
     python bench/wsgi_servers.py compare [--seconds 3] [--rounds 3] [--concurrency 64]
+    python bench/wsgi_servers.py cache [--seconds 3] [--rounds 3] [--concurrency 16,64]
     python bench/wsgi_servers.py sweep [--seconds 3] [--rounds 3] [--concurrency 16,64]
     python bench/wsgi_servers.py served [--seconds 3] [--rounds 3] [--baseline OTHER/src]
 """
@@ -114,13 +119,17 @@ def _flaskserve(
     close: bool = False,
     access_lines: bool = True,
     source: Path | None = None,
+    cache_size: int = 0,
 ) -> Config:
     """flaskserve serving the one-row model; ``source``: run from that source tree instead of this one."""
     # Run as a module, so that PYTHONPATH (this tree's src or ``source``) decides which code serves.
     argv = [sys.executable, "-m", "flaskserve", "serve", str(model.path), "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", str(workers), "--threads", str(threads), "--allow-pickle"]
-    argv += ["--server", server, "--max-batch-size", "1", "--max-batch-delay", "0", "--cache-size", "0"]
+    argv += ["--server", server, "--max-batch-size", "1", "--max-batch-delay", "0"]
+    argv += ["--cache-size", str(cache_size)]
     settings = f"{workers}w x {threads}t, keep-alive {'off' if close else 'on'}"
+    if cache_size:
+        settings += f", cache {cache_size} (hits)"
     if not access_lines:
         argv += ["--log-level", "warning"]
         settings += ", no access lines"
@@ -169,6 +178,15 @@ def served_configs(model: models.BenchModel, baseline: Path | None) -> list[Conf
         configs.append(_flaskserve(model, free_port(), server, 2, 32))
         configs.append(_flaskserve(model, free_port(), server, 2, 32, access_lines=False))
     return configs
+
+
+def cache_configs(model: models.BenchModel) -> list[Config]:
+    app, module = HELLO[0]
+    return [
+        _granian(app, module, free_port(), 2, 32, 32),
+        _flaskserve(model, free_port(), "granian", 2, 32),
+        _flaskserve(model, free_port(), "granian", 2, 32, cache_size=1000),
+    ]
 
 
 #: A Python model that sleeps for each call: a model that waits on something, as one calling out does.
@@ -307,6 +325,8 @@ def table(
         entry = figures[config.key]
         if reference == SERVER_ONLY:
             group = ("", config.server.split(",")[0])  # gunicorn with either worker
+        elif reference == FIRST:
+            group = ("", "")
         else:
             group = (config.app, config.server if reference == SAME_SERVER else "")
         first = firsts.setdefault(group, entry)
@@ -321,15 +341,16 @@ def table(
 SAME_APP = "the first row of the same app"
 SAME_SERVER = "the first row of the same app and server"
 SERVER_ONLY = "the first row of the same server"
+FIRST = "the first row"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("compare", "sweep", "served"))
+    parser.add_argument("mode", choices=("compare", "cache", "served", "sweep"))
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--concurrency", default=None, help="comma-separated (compare, served: 64; sweep: 16,64)"
+        "--concurrency", default=None, help="comma-separated (compare, served: 64; cache and sweep: 16,64)"
     )
     parser.add_argument("--threads", default="2,4,8,16,32", help="sweep: threads per worker")
     parser.add_argument("--workers", default="1,2,3", help="sweep: worker processes")
@@ -337,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--baseline", type=Path, default=None, help="served: also run flaskserve from this source tree"
     )
     args = parser.parse_args(argv)
-    default = "16,64" if args.mode == "sweep" else "64"
+    default = "16,64" if args.mode in ("sweep", "cache") else "64"
     concurrencies = [int(value) for value in (args.concurrency or default).split(",")]
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wsgi-servers-")))
@@ -346,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             configs = compare_configs(model)
         elif args.mode == "served":
             configs = served_configs(model, args.baseline)
+        elif args.mode == "cache":
+            configs = cache_configs(model)
         else:
             threads = [int(value) for value in args.threads.split(",")]
             workers = [int(value) for value in args.workers.split(",")]
@@ -354,7 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for concurrency in concurrencies:
             started_at = time.monotonic()
             figures, loads = measure(configs, processes, concurrency, args)
-            reference = {"compare": SAME_APP, "sweep": SAME_SERVER, "served": SERVER_ONLY}[args.mode]
+            references = {"compare": SAME_APP, "sweep": SAME_SERVER, "served": SERVER_ONLY, "cache": FIRST}
+            reference = references[args.mode]
             print(table(configs, figures, concurrency, loads, reference))
             print(f"\n({time.monotonic() - started_at:.0f} s)\n")
     return 0

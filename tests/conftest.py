@@ -30,6 +30,7 @@ SURVIVOR_GRACE_S = 5.0
 BOTH_LANES = frozenset(
     {
         "api/test_cache_header.py",
+        "api/test_cache_replay.py",
         "api/test_errors.py",
         "api/test_mlflow.py",
         "api/test_protocol_agreement.py",

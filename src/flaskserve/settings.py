@@ -281,7 +281,8 @@ class Settings(BaseSettings):
     cache_ttl_s: float | None = None
     """Seconds a cached prediction stays valid; none means until evicted."""
     cache_max_bytes: int | None = 64 * 1024 * 1024
-    """Bytes of answers the prediction cache of one model version may hold; none means no byte bound."""
+    """Bytes of answers (and the replies kept beside them) the prediction cache of one model version may
+    hold; none means no byte bound."""
     cache_storage: SecretUrl = "memory://"
     """Where cached predictions are shared: ``memory://`` (each process keeps its own) or
     ``redis://HOST:PORT/DB``, a second tier behind each process's own cache, shared by every worker and

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flaskserve.inference.cache import ENTRY_OVERHEAD_BYTES, KeyMaker, PredictionCache
+from flaskserve.inference.cache import (
+    ENTRY_OVERHEAD_BYTES,
+    FORM_OVERHEAD_BYTES,
+    MAX_FORMS_PER_ANSWER,
+    KeyMaker,
+    PredictionCache,
+)
 from flaskserve.models.signature import Signature
 from flaskserve.testing import ManualClock
 
@@ -109,3 +115,95 @@ def test_keys_depend_on_the_decoded_rows_only(keys: KeyMaker) -> None:
     column_major = np.asfortranarray(np.array([[1, 2]], dtype=np.float64))
 
     assert keys.key(by_name) == keys.key(by_position) == keys.key(column_major)
+
+
+# -- request forms kept beside an answer ---------------------------------------------
+
+FORM, OTHER_FORM = b"form-1", b"form-2"
+
+
+def stored(cache: PredictionCache, keys: KeyMaker, row: np.ndarray, value: float) -> tuple[bytes, np.ndarray]:
+    key = keys.key(row)
+    held = cache.put(key, answer(value))
+    assert held is not None
+    return key, held
+
+
+def test_a_form_is_found_while_its_answer_is(keys: KeyMaker) -> None:
+    cache = PredictionCache(4)
+    key, held = stored(cache, keys, ROW, 7.0)
+
+    kept = cache.attach(key, held, FORM, "the reply", cost=10)
+
+    assert kept
+    assert cache.replay(FORM) == "the reply"
+    assert cache.replay(OTHER_FORM) is None
+
+
+def test_a_form_goes_with_its_evicted_answer_and_a_replay_counts_as_a_use(keys: KeyMaker) -> None:
+    cache = PredictionCache(2)
+    first, held = stored(cache, keys, ROW, 1.0)
+    cache.attach(first, held, FORM, "first", cost=0)
+    stored(cache, keys, np.array([[2.0, 0.0]]), 2.0)
+    cache.replay(FORM)  # the first answer is now the most recently used
+
+    stored(cache, keys, np.array([[3.0, 0.0]]), 3.0)
+    assert cache.replay(FORM) == "first"
+    stored(cache, keys, np.array([[4.0, 0.0]]), 4.0)
+    stored(cache, keys, np.array([[5.0, 0.0]]), 5.0)
+
+    assert cache.replay(FORM) is None
+    assert cache.get(first) is None
+    assert cache.forms == 0
+
+
+def test_a_form_expires_with_its_answer(clock: ManualClock, keys: KeyMaker) -> None:
+    cache = PredictionCache(4, ttl_s=30.0, clock=clock)
+    key, held = stored(cache, keys, ROW, 7.0)
+    cache.attach(key, held, FORM, "reply", cost=0)
+
+    clock.advance(30.0)
+
+    assert cache.replay(FORM) is None
+    assert (len(cache), cache.forms) == (0, 0)
+
+
+def test_a_form_is_not_kept_for_an_answer_replaced_meanwhile(keys: KeyMaker) -> None:
+    cache = PredictionCache(4)
+    key, old = stored(cache, keys, ROW, 7.0)
+    _, new = stored(cache, keys, ROW, 7.0)
+
+    assert not cache.attach(key, old, FORM, "encoded from the old copy", cost=0)
+    assert cache.attach(key, new, FORM, "encoded from the new copy", cost=0)
+    # Replacing the answer drops the forms kept with it.
+    stored(cache, keys, ROW, 8.0)
+    assert cache.replay(FORM) is None
+
+
+def test_forms_count_against_the_byte_bound_and_are_few_per_answer(keys: KeyMaker) -> None:
+    cache = PredictionCache(100, max_bytes=10_000)
+    key, held = stored(cache, keys, ROW, 7.0)
+    answer_bytes = cache.size_bytes
+
+    kept = [cache.attach(key, held, b"form-%d" % i, i, cost=100) for i in range(MAX_FORMS_PER_ANSWER + 1)]
+
+    assert kept == [True] * MAX_FORMS_PER_ANSWER + [False]
+    assert cache.size_bytes == answer_bytes + MAX_FORMS_PER_ANSWER * (100 + FORM_OVERHEAD_BYTES)
+    assert not cache.attach(key, held, b"too large", None, cost=10_000)
+
+
+def test_forms_make_room_by_evicting_older_answers(keys: KeyMaker) -> None:
+    small = np.zeros(10)
+    budget = 3 * (small.nbytes + ENTRY_OVERHEAD_BYTES)
+    cache = PredictionCache(100, max_bytes=budget)
+    old = keys.key(np.array([[0.0, 0.0]]))
+    cache.put(old, small)
+    key = keys.key(ROW)
+    held = cache.put(key, small)
+    assert held is not None
+
+    cache.attach(key, held, FORM, "reply", cost=small.nbytes + ENTRY_OVERHEAD_BYTES - FORM_OVERHEAD_BYTES + 1)
+
+    assert cache.get(old) is None
+    assert cache.replay(FORM) == "reply"
+    assert cache.size_bytes <= budget

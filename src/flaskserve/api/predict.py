@@ -11,6 +11,11 @@ view that does the whole ritual:
 4. call the inference service once per method the request asks for;
 5. let the protocol encode the answer, and name the model version that gave it.
 
+With the model's cache on, steps 3 to 5 are skipped for a request whose form
+(protocol, media type, the headers the protocol reads, body bytes) asked before
+and whose answer is still cached: its kept reply is sent again
+(:mod:`flaskserve.inference.replay`), counted, logged and monitored as the hit it is.
+
 Notes for the access log and the metrics are taken at each step, so a request
 that fails half-way is still counted against the right model and protocol.
 
@@ -30,6 +35,8 @@ from flask import Blueprint, Flask, Response, current_app
 
 from flaskserve.access import MODEL_NAME_HEADER, Access, HeaderLookup, ModelFrom, model_requested
 from flaskserve.errors import ModelNotFound
+from flaskserve.inference.replay import Replay, form_key
+from flaskserve.inference.service import InferenceService
 from flaskserve.models.explain import EXPLAIN
 from flaskserve.models.registry import ModelRegistry
 from flaskserve.models.served import ServedModel
@@ -146,12 +153,23 @@ def answer(
     said.protocol = protocol.name
     model = _resolve(runtime.registry, access, asked.view_args, asked.headers)
     said.model, said.version = model.name, model.version
-    body, mimetype = unwrap_upload(asked.read_body(), asked.mimetype, asked.mimetype_params)
+    raw = asked.read_body()
+    service = runtime.service
+    form = _form(service, model, protocol, asked, raw, explains)
+    read: _HeadersRead | None = None
+    if form is not None:
+        replay = service.replay(model, form)
+        if replay is not None:
+            said.method, said.rows, said.cache_hit, said.batch_rows = replay.method, replay.rows, True, 0
+            observe(model, replay.matrix, replay.results)
+            return replay.reply, model
+        read = _HeadersRead(asked.headers)
+    body, mimetype = unwrap_upload(raw, asked.mimetype, asked.mimetype_params)
     wire = WireRequest(
         body=body,
         mimetype=mimetype,
         mimetype_params=asked.mimetype_params,
-        headers=asked.headers,
+        headers=read if read is not None else asked.headers,
         query=asked.query,
     )
     decoded = protocol.decode(wire, model, runtime.settings.limits)
@@ -161,13 +179,62 @@ def answer(
     results: dict[str, npt.NDArray[Any]] = {}
     for method in methods:
         if explains:
-            prediction = runtime.service.explain(model, decoded.matrix)
+            prediction = service.explain(model, decoded.matrix)
         else:
-            prediction = runtime.service.predict(model, method, decoded.matrix)
+            prediction = service.predict(model, method, decoded.matrix)
         said.cache_hit, said.batch_rows = prediction.cache_hit, prediction.batch_rows
         results[method] = prediction.values
     observe(model, decoded.matrix, results)
-    return protocol.encode(decoded, results, model), model
+    reply = protocol.encode(decoded, results, model)
+    # Kept only for one method, an answer the cache holds, and headers read that the protocol declares.
+    if (
+        form is not None
+        and read is not None
+        and len(methods) == 1
+        and prediction.cache_key is not None
+        and read.only(protocol.answer_headers)
+    ):
+        rows = decoded.matrix.view()
+        rows.flags.writeable = False
+        service.remember(model, form, prediction, Replay(reply, methods[0], rows, results))
+    return reply, model
+
+
+def _form(
+    service: InferenceService,
+    model: ServedModel,
+    protocol: InferenceProtocol[Any],
+    asked: Asked,
+    body: bytes,
+    explains: bool,
+) -> bytes | None:
+    """The request's form key (:func:`~flaskserve.inference.replay.form_key`), if its answer may be kept.
+
+    None when the model has no cache, or the request has a query string (rare, and left to the full path).
+    """
+    if asked.query or not service.cache_entries(model):
+        return None
+    headers = tuple(asked.headers.get(name) for name in protocol.answer_headers)
+    return form_key(protocol.name, explains, asked.mimetype, asked.mimetype_params, headers, body)
+
+
+class _HeadersRead:
+    """A request's headers that note the names the protocol reads, so a reply that depends on one
+    the protocol does not declare in ``answer_headers`` is never kept."""
+
+    __slots__ = ("_headers", "_read")
+
+    def __init__(self, headers: HeaderLookup) -> None:
+        self._headers = headers
+        self._read: set[str] = set()
+
+    def get(self, key: str, /) -> str | None:
+        self._read.add(key.lower())
+        return self._headers.get(key)
+
+    def only(self, declared: tuple[str, ...]) -> bool:
+        """Whether every header read is one of ``declared``."""
+        return self._read <= {name.lower() for name in declared}
 
 
 def _resolve(

@@ -9,6 +9,13 @@ answers are stored; errors are never cached.
 
 Stored answers are read-only copies, so no caller can change what another
 caller will receive.
+
+An answer may also keep the *request forms* that asked for it (:meth:`PredictionCache.attach`):
+a key made from the request's own bytes, with whatever the caller needs to answer that
+request again without decoding it (its encoded reply). A form lives exactly as long as
+its answer: it is found only while the answer is (:meth:`PredictionCache.replay` touches
+and expires the answer as :meth:`PredictionCache.get` does), it is dropped with it, and
+its bytes count against ``max_bytes`` with the answer's.
 """
 
 from __future__ import annotations
@@ -29,6 +36,11 @@ Matrix = npt.NDArray[Any]
 _DIGEST_BYTES = 16
 #: What one entry costs beyond its answer's bytes (key, bookkeeping), counted against ``max_bytes``.
 ENTRY_OVERHEAD_BYTES = 200
+#: What one request form costs beyond the bytes its caller declares (key, bookkeeping).
+FORM_OVERHEAD_BYTES = 200
+#: Request forms one answer keeps at most: byte-different bodies for the same rows are few in practice,
+#: and a client that varies its formatting endlessly must not grow one entry without bound.
+MAX_FORMS_PER_ANSWER = 4
 
 
 class AnswerCache(Protocol):
@@ -36,7 +48,9 @@ class AnswerCache(Protocol):
 
     def get(self, key: bytes) -> Matrix | None: ...
 
-    def put(self, key: bytes, values: Matrix) -> None: ...
+    def put(self, key: bytes, values: Matrix) -> Matrix | None:
+        """Store ``values``; the read-only copy now held, or None when it was not stored."""
+        ...
 
 
 class KeyMaker:
@@ -80,11 +94,23 @@ def _update_with_objects(digest: Any, matrix: Matrix) -> None:
         digest.update(part)
 
 
+class _Entry:
+    """One stored answer, when it expires (0: never), what it costs, and the request forms that ask for it."""
+
+    __slots__ = ("cost", "expires", "forms", "values")
+
+    def __init__(self, values: Matrix, expires: float, cost: int) -> None:
+        self.values = values
+        self.expires = expires
+        self.cost = cost
+        self.forms: list[bytes] = []
+
+
 class PredictionCache:
     """Least-recently-used answers, bounded by entry count and by bytes, optionally expiring.
 
-    ``max_bytes`` bounds the answers' bytes plus :data:`ENTRY_OVERHEAD_BYTES` per entry;
-    an answer larger than the whole budget is not stored.
+    ``max_bytes`` bounds the answers' bytes plus :data:`ENTRY_OVERHEAD_BYTES` per entry,
+    plus the request forms attached to them; an answer larger than the whole budget is not stored.
     """
 
     def __init__(
@@ -102,7 +128,9 @@ class PredictionCache:
         self.ttl_s = ttl_s
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()
-        self._entries: OrderedDict[bytes, tuple[Matrix, float]] = OrderedDict()
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        #: Request form key -> (the key of the answer it asks for, what its caller keeps for it).
+        self._forms: dict[bytes, tuple[bytes, object]] = {}
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -112,42 +140,97 @@ class PredictionCache:
     def size_bytes(self) -> int:
         return self._bytes
 
+    @property
+    def forms(self) -> int:
+        """Request forms held, over all answers."""
+        return len(self._forms)
+
     def get(self, key: bytes) -> Matrix | None:
         """The stored answer, or None when absent or expired."""
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            values, expires = entry
-            if expires and self._clock.monotonic() >= expires:
-                self._drop(key)
-                return None
-            self._entries.move_to_end(key)
-            return values
+            entry = self._live(key)
+            return None if entry is None else entry.values
 
-    def put(self, key: bytes, values: Matrix) -> None:
-        """Store a successful answer (a read-only copy), evicting the least recently used as needed."""
+    def put(self, key: bytes, values: Matrix) -> Matrix | None:
+        """Store a successful answer (a read-only copy), evicting the least recently used as needed.
+
+        Returns the copy now held, or None when the answer alone is over the byte budget.
+        """
         cost = values.nbytes + ENTRY_OVERHEAD_BYTES
         if self.max_bytes is not None and cost > self.max_bytes:
-            return
+            return None
         stored = np.array(values, copy=True)
         stored.flags.writeable = False
         expires = self._clock.monotonic() + self.ttl_s if self.ttl_s else 0.0
         with self._lock:
             if key in self._entries:
                 self._drop(key)
-            self._entries[key] = (stored, expires)
+            self._entries[key] = _Entry(stored, expires, cost)
             self._bytes += cost
-            while len(self._entries) > self.max_entries or (
-                self.max_bytes is not None and self._bytes > self.max_bytes
-            ):
-                self._drop(next(iter(self._entries)))
+            self._evict()
+        return stored
+
+    def attach(self, key: bytes, values: Matrix, form: bytes, kept: object, cost: int) -> bool:
+        """Keep ``kept`` for request form ``form`` beside the answer stored under ``key``.
+
+        ``values`` must be the very array :meth:`get` or :meth:`put` gave for that answer:
+        if the entry was replaced or dropped meanwhile, nothing is kept. ``cost`` is the
+        bytes ``kept`` holds beyond the answer. Returns whether it was kept.
+        """
+        cost += FORM_OVERHEAD_BYTES
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.values is not values or form in self._forms:
+                return False
+            if len(entry.forms) >= MAX_FORMS_PER_ANSWER:
+                return False
+            if self.max_bytes is not None and entry.cost + cost > self.max_bytes:
+                return False
+            entry.forms.append(form)
+            entry.cost += cost
+            self._forms[form] = (key, kept)
+            self._bytes += cost
+            self._entries.move_to_end(key)
+            self._evict()
+        return True
+
+    def replay(self, form: bytes) -> object | None:
+        """What was kept for request form ``form``, while its answer is stored and fresh; else None.
+
+        Counts as a use of the answer, exactly as :meth:`get` of its key would.
+        """
+        with self._lock:
+            found = self._forms.get(form)
+            if found is None:
+                return None
+            key, kept = found
+            return kept if self._live(key) is not None else None
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._forms.clear()
             self._bytes = 0
 
+    def _live(self, key: bytes) -> _Entry | None:
+        """The entry under ``key``, marked most recently used; None (and dropped) once expired."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires and self._clock.monotonic() >= entry.expires:
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def _evict(self) -> None:
+        while len(self._entries) > self.max_entries or (
+            self.max_bytes is not None and self._bytes > self.max_bytes
+        ):
+            self._drop(next(iter(self._entries)))
+
     def _drop(self, key: bytes) -> None:
-        values, _ = self._entries.pop(key)
-        self._bytes -= values.nbytes + ENTRY_OVERHEAD_BYTES
+        entry = self._entries.pop(key)
+        for form in entry.forms:
+            del self._forms[form]
+        self._bytes -= entry.cost

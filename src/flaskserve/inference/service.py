@@ -41,6 +41,7 @@ from flaskserve.inference.batcher import Batcher, Occupancy
 from flaskserve.inference.cache import AnswerCache, KeyMaker, PredictionCache
 from flaskserve.inference.clock import Clock, SystemClock
 from flaskserve.inference.observer import InferenceObserver, NullObserver
+from flaskserve.inference.replay import Replay
 from flaskserve.inference.shared_cache import SharedTier, TieredCache
 from flaskserve.models.explain import EXPLAIN
 from flaskserve.models.served import Kernel, Matrix, ServedModel
@@ -57,6 +58,8 @@ class Prediction:
     cache_hit: bool | None = None
     #: Rows in the model call that produced this answer (more than the request's when batched).
     batch_rows: int = 0
+    #: The cache key the answer is stored under, when the cache holds it (``values`` is then its copy).
+    cache_key: bytes | None = None
 
 
 def call_isolated(
@@ -292,6 +295,10 @@ def replace_forked_worker() -> Callable[[], None]:
     return retire
 
 
+#: One model version's caches: the model, its cache (both tiers) and the process's own tier of it.
+_Caches = tuple[ServedModel, AnswerCache | None, PredictionCache | None]
+
+
 class InferenceService:
     """Runs predictions for every protocol; one per app.
 
@@ -338,7 +345,7 @@ class InferenceService:
             max_stuck, retire if retire is not None else replace_forked_worker(), retire_after_s
         )
         self._routes: dict[tuple[str, str, str], _Route] = {}
-        self._caches: dict[tuple[str, str], tuple[ServedModel, AnswerCache | None]] = {}
+        self._caches: dict[tuple[str, str], _Caches] = {}
         self._building = threading.Lock()
 
     def predict(self, model: ServedModel, method: str, matrix: npt.NDArray[Any]) -> Prediction:
@@ -365,6 +372,28 @@ class InferenceService:
         if route is None or route.model is not model:
             route = self._build_route(model, method)
         return route.predict(matrix)
+
+    def replay(self, model: ServedModel, form: bytes) -> Replay | None:
+        """The reply kept for request ``form`` of ``model``, if its answer is cached; counted as a hit.
+
+        Only the process's own cache keeps forms; a miss here is not counted (the
+        request then takes the full path, whose lookup is).
+        """
+        held = self._caches.get((model.name, model.version))
+        if held is None or held[0] is not model or held[2] is None:
+            return None
+        found = held[2].replay(form)
+        if not isinstance(found, Replay):
+            return None
+        self.observer.cache_lookup(model.name, model.version, True)
+        return found
+
+    def remember(self, model: ServedModel, form: bytes, prediction: Prediction, replay: Replay) -> None:
+        """Keep ``replay`` for request ``form`` beside the cached answer ``prediction`` came with."""
+        held = self._caches.get((model.name, model.version))
+        if prediction.cache_key is None or held is None or held[0] is not model or held[2] is None:
+            return
+        held[2].attach(prediction.cache_key, prediction.values, form, replay, replay.nbytes)
 
     def batch_settings(self, model: ServedModel) -> tuple[int, float]:
         """``(max_batch_size, max_batch_delay_ms)`` in force for ``model``."""
@@ -441,12 +470,13 @@ class InferenceService:
             return held[1]
         entries = self.cache_entries(model)
         cache: AnswerCache | None = None
+        local: PredictionCache | None = None
         if entries > 0:
             local = PredictionCache(
                 entries, max_bytes=self.cache_max_bytes, ttl_s=self.cache_ttl_s, clock=self.clock
             )
             cache = local if self.shared_cache is None else TieredCache(local, self.shared_cache)
-        self._caches[(model.name, model.version)] = (model, cache)
+        self._caches[(model.name, model.version)] = (model, cache, local)
         return cache
 
     def _current_observer(self) -> InferenceObserver:
@@ -482,13 +512,16 @@ class _Route:
             cached = cache.get(key)
             self.observer().cache_lookup(self.model.name, self.model.version, cached is not None)
             if cached is not None:
-                return Prediction(values=cached, cache_hit=True, batch_rows=0)
+                return Prediction(values=cached, cache_hit=True, batch_rows=0, cache_key=key)
         if self.batcher is not None:
             result = self.batcher.submit(matrix)
             values, batch_rows = result.values, result.batch_rows
         else:
             values, batch_rows = self.call(matrix), int(matrix.shape[0])
         if cache is not None:
-            cache.put(key, values)
-            return Prediction(values=values, cache_hit=False, batch_rows=batch_rows)
+            held = cache.put(key, values)
+            if held is None:
+                return Prediction(values=values, cache_hit=False, batch_rows=batch_rows)
+            # The cache's read-only copy: equal values, and the one a hit would have given.
+            return Prediction(values=held, cache_hit=False, batch_rows=batch_rows, cache_key=key)
         return Prediction(values=values, batch_rows=batch_rows)

@@ -92,17 +92,20 @@ class TieredCache:
         self.shared = shared
 
     def get(self, key: bytes) -> Matrix | None:
+        """The first tier's answer, else the shared tier's, which the first then holds (its copy returned)."""
         found = self.local.get(key)
         if found is not None:
             return found
         found = self.shared.get(key)
         if found is not None:
-            self.local.put(key, found)
+            held = self.local.put(key, found)
+            return held if held is not None else found
         return found
 
-    def put(self, key: bytes, values: Matrix) -> None:
-        self.local.put(key, values)
+    def put(self, key: bytes, values: Matrix) -> Matrix | None:
+        held = self.local.put(key, values)
         self.shared.put(key, values)
+        return held
 
 
 def encode_answer(values: Matrix) -> bytes | None:

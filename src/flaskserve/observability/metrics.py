@@ -98,6 +98,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.multiprocess_dir = multiprocess_dir
         self._request_children: dict[tuple[str, str, str, str, int], tuple[Any, Any]] = {}
+        self._lookup_children: dict[tuple[str, str, bool], Any] = {}
         registry = self.registry
 
         self.requests = Counter(
@@ -202,7 +203,14 @@ class Metrics:
         self.batch_queue_wait.labels(model, version).observe(queue_wait_s)
 
     def cache_lookup(self, model: str, version: str, hit: bool) -> None:
-        self.cache_lookups.labels(model, version, "hit" if hit else "miss").inc()
+        key = (model, version, hit)
+        child = self._lookup_children.get(key)
+        if child is None:
+            # Kept as the request metrics' are: a cache hit is one of the cheapest requests there is.
+            child = self._lookup_children[key] = self.cache_lookups.labels(
+                model, version, "hit" if hit else "miss"
+            )
+        child.inc()
 
     def cache_storage_failed(self, operation: str) -> None:
         self.cache_storage_errors.labels(operation).inc()

@@ -245,6 +245,7 @@ class MlflowProtocol:
     """``POST /invocations``, the model named by header."""
 
     name = "mlflow"
+    answer_headers: tuple[str, ...] = ()
     routes = (PredictRoute("invocations", "/invocations", PREDICT_FROM_HEADER, _INVOCATIONS),)
 
     def decode(self, request: WireRequest, model: ServedModel, limits: RequestLimits) -> Decoded[Invocation]:

@@ -177,6 +177,7 @@ class SimpleProtocol:
     """``POST /predict``, ``POST /models/{name}[/versions/{version}]/predict`` and ``.../explain``."""
 
     name = "simple"
+    answer_headers: tuple[str, ...] = ()
     routes = (
         PredictRoute("predict_default", "/predict", PREDICT_DEFAULT, _PREDICT),
         PredictRoute("predict_latest", "/models/<name>/predict", PREDICT_FROM_PATH, _PREDICT),

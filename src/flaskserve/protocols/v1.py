@@ -247,6 +247,7 @@ class V1Protocol:
     """``POST /v1/models/{name}[/versions/{version}]:predict`` and ``POST /v1/models/{name}:explain``."""
 
     name = "v1"
+    answer_headers: tuple[str, ...] = ()
     routes = (
         PredictRoute("predict", "/v1/models/<name>:predict", PREDICT_FROM_PATH, _PREDICT),
         PredictRoute("predict", "/v1/models/<name>/versions/<version>:predict", PREDICT_FROM_PATH, _PREDICT),

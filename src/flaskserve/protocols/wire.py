@@ -97,6 +97,12 @@ class InferenceProtocol(Protocol[State]):
     @property
     def routes(self) -> tuple[PredictRoute, ...]: ...
 
+    #: The request headers :meth:`decode` reads (through ``WireRequest.headers``): with the body and
+    #: its media type, all an answer may depend on, so a cached reply is sent again only to a
+    #: request that agrees on them (:mod:`flaskserve.inference.replay`).
+    @property
+    def answer_headers(self) -> tuple[str, ...]: ...
+
     def decode(self, request: WireRequest, model: ServedModel, limits: RequestLimits) -> Decoded[State]:
         """Validate the request against the model's signature; raise from the error tree if it doesn't fit."""
         ...

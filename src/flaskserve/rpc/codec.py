@@ -64,6 +64,7 @@ class GrpcProtocol:
 
     name = "grpc"
     routes: tuple[PredictRoute, ...] = ()
+    answer_headers: tuple[str, ...] = ()
 
     def __init__(self, message: pb.ModelInferRequest | None = None) -> None:
         self._message = message

@@ -54,6 +54,7 @@ class V2Protocol:
     """``POST /v2/models/{name}[/versions/{version}]/infer``."""
 
     name = "v2"
+    answer_headers = (binary.HEADER_LENGTH,)
     routes = (
         PredictRoute("infer", "/v2/models/<name>/infer", PREDICT_FROM_PATH, _INFER),
         PredictRoute("infer", "/v2/models/<name>/versions/<version>/infer", PREDICT_FROM_PATH, _INFER),
