@@ -172,9 +172,9 @@ def serve(config_file: Path | None, tls_self_signed_flag: bool, **flags: Any) ->
 
     settings = _fail_cleanly(read_settings)
     configure_logging(settings.log_level, settings.log_format, access_sample=settings.log_access_sample)
-    # prometheus_client chooses per-process files (summed over workers) when it is
-    # first imported, so the directory must exist before the app's modules load. The run
-    # directory carries model loads and unloads from the worker that made them to the others.
+    # Metrics keep their values in per-process files (summed over workers) when they are
+    # created inside the metrics directory's block, so it is entered before the app is built. The
+    # run directory carries model loads and unloads from the worker that made them to the others.
     with metrics_directory() as metrics_dir, run_directory() as run_dir:
         from flaskserve.app import create_app, reconfigure
         from flaskserve.observability.metrics import Metrics

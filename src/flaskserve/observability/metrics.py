@@ -90,8 +90,10 @@ class Metrics:
     """The metrics of one app; also the hot path's :class:`~flaskserve.inference.observer.InferenceObserver`.
 
     ``multiprocess_dir`` is the directory ``prometheus_client`` writes per-process
-    files to; give it exactly when ``PROMETHEUS_MULTIPROC_DIR`` was set before
-    ``prometheus_client`` was first imported, as the library chooses its storage then.
+    files to; give it exactly when the metrics are built inside
+    :func:`~flaskserve.observability.multiprocess.metrics_directory` (or
+    ``PROMETHEUS_MULTIPROC_DIR`` was set before ``prometheus_client`` was first
+    imported), as the values' storage is chosen when each metric is created.
     """
 
     def __init__(self, *, multiprocess_dir: str | None = None) -> None:

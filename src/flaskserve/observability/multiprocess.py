@@ -1,13 +1,14 @@
 """The directory where every gunicorn worker keeps its share of the metrics.
 
 ``prometheus_client`` sums metrics over processes by having each one write its
-values to files in the directory named by ``PROMETHEUS_MULTIPROC_DIR``, and it
-decides whether to do so when it is first imported. ``flaskserve serve``
-therefore creates a fresh directory in the master process before anything
-imports ``prometheus_client`` (a directory left over from an earlier run would
-add that run's counts), and removes it when the master exits. When a worker
-dies, :func:`mark_worker_dead` drops its live gauges (requests in flight)
-while its counters stay in the sums.
+values to files in the directory named by ``PROMETHEUS_MULTIPROC_DIR``.
+``flaskserve serve`` creates a fresh directory in the master process before the
+app and its metrics are built (a directory left over from an earlier run would
+add that run's counts), makes the metrics created inside it keep their values
+there (with :class:`~flaskserve.observability.process_values.ProcessFileValue`,
+whatever ``prometheus_client`` chose when it was imported), and removes it when
+the master exits. When a worker dies, :func:`mark_worker_dead` drops its live
+gauges (requests in flight) while its counters stay in the sums.
 """
 
 from __future__ import annotations
@@ -27,17 +28,30 @@ ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 
 @contextmanager
 def metrics_directory() -> Iterator[Path]:
-    """A fresh metrics directory named in ``PROMETHEUS_MULTIPROC_DIR``; enter it before the app is built."""
+    """A fresh metrics directory named in ``PROMETHEUS_MULTIPROC_DIR``; enter it before the app is built.
+
+    Metrics created inside the block keep their values in per-process files there.
+    """
+    from prometheus_client import values
+
+    from flaskserve.observability import process_values
+
     with shared_directory(ENV_VAR, "flaskserve-metrics-") as path:
-        yield path
+        previous = values.ValueClass
+        process_values.install()
+        try:
+            yield path
+        finally:
+            values.ValueClass = previous
 
 
 def directory_in_use() -> str | None:
     """The multiprocess directory this process writes metrics to, if any.
 
-    ``None`` when the variable was set only after ``prometheus_client`` was
-    imported: values then live in memory, and reading the directory would
-    report nothing of this process's requests.
+    ``None`` when the variable names a directory but metrics keep their values in
+    memory (it was set only after ``prometheus_client`` was imported, outside
+    :func:`metrics_directory`): reading the directory would then report nothing
+    of this process's requests.
     """
     path = os.environ.get(ENV_VAR)
     if not path:
