@@ -5,7 +5,7 @@ stream that holds an answer's head until its body's first bytes, and takes the
 connection back for keep-alive itself. What a client sees must stay gunicorn's:
 pipelined requests answered in order, chunked bodies, ``Expect: 100-continue``,
 ``HEAD``, keep-alive and close, answers of every shape intact, gunicorn's own
-refusals, and a ``Date`` that is the current one.
+refusals, a ``Date`` that is the current one, and the user's gunicorn hooks.
 """
 
 from __future__ import annotations
@@ -51,7 +51,16 @@ def app(environ, start_response):
     if path == "/unread":
         start_response("200 OK", [("Content-Length", "2")])
         return [b"ok"]
+    if path == "/hooked":
+        hooked = environ.get("HTTP_X_PRE_REQUEST", "").encode()
+        start_response("200 OK", [("Content-Length", str(len(hooked)))])
+        return [hooked]
     raise RuntimeError("the app failed")
+"""
+#: gunicorn settings: a ``pre_request`` hook that marks each request for the app to see.
+CONFIG = """
+def pre_request(worker, req):
+    req.headers.append(("X-PRE-REQUEST", "ran"))
 """
 LARGE = bytes(range(256)) * 4096
 STREAMED = b"".join(b"piece %d\n" % number for number in range(5))
@@ -61,10 +70,12 @@ STREAMED = b"".join(b"piece %d\n" % number for number in range(5))
 def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     folder = tmp_path_factory.mktemp("worker-http")
     (folder / "worker_http_app.py").write_text(APP, encoding="utf-8")
+    (folder / "worker_http_conf.py").write_text(CONFIG, encoding="utf-8")
     port = free_port()
     source = str(Path(flaskserve.__file__).resolve().parents[1])
     command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4"]
     command += ["--bind", f"127.0.0.1:{port}", "--no-control-socket", "--chdir", str(folder)]
+    command += ["--config", str(folder / "worker_http_conf.py")]
     command += ["--worker-class", "flaskserve.serving.gthread.HeadReadingWorker", "worker_http_app:app"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, str(folder)])}
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -235,3 +246,25 @@ def test_every_answer_carries_the_current_date_once(connection: tuple[socket.soc
         assert len(dates) == 1
         assert abs((parsedate_to_datetime(dates[0]) - datetime.now(timezone.utc)).total_seconds()) < 5
         assert len(answer.headers["server"]) == 1
+
+
+def test_the_date_follows_the_clock_from_one_second_to_the_next(
+    connection: tuple[socket.socket, BinaryIO],
+) -> None:
+    sock, reader = connection
+    dates = []
+    for pause in (1.1, 0.0):
+        sock.sendall(request("GET", "/empty"))
+        dates.append(parsedate_to_datetime(read_answer(reader).headers["date"][0]))
+        time.sleep(pause)
+    assert (dates[1] - dates[0]).total_seconds() >= 1
+    assert abs((dates[1] - datetime.now(timezone.utc)).total_seconds()) < 5
+
+
+def test_a_pre_request_hook_of_the_users_runs_for_each_request(
+    connection: tuple[socket.socket, BinaryIO],
+) -> None:
+    sock, reader = connection
+    for _ in range(2):
+        sock.sendall(request("GET", "/hooked"))
+        assert read_answer(reader).body == b"ran"

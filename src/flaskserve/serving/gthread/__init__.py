@@ -4,7 +4,8 @@ and never waits for a client to take its answer.
 The package: :mod:`.worker` (the worker, in the event loop), :mod:`.stream` (the
 connection as a thread sees it), :mod:`.framing` (where a request's body ends),
 :mod:`.pool` (the threads requests are handed to, and the queue that hands them
-back) and :mod:`.request` (gunicorn's parser, its settings read once).
+back) and :mod:`.request` (gunicorn's parser and request handling, their settings
+read once).
 
 gunicorn's ``gthread`` worker accepts in its event loop and hands each new
 connection to a pool thread straight away. The thread waits up to 5 s for a

@@ -22,7 +22,7 @@ from flaskserve.lifecycle.rebalancing import closing_connections
 from flaskserve.protocols.payload import encode_json
 from flaskserve.serving.gthread.framing import ChunkedBody, Refused, body_framing
 from flaskserve.serving.gthread.pool import MethodQueue, Outcome, Pool
-from flaskserve.serving.gthread.request import Settings, request_parser
+from flaskserve.serving.gthread.request import request_parser, settings_of
 from flaskserve.serving.gthread.stream import CONTINUE, HeldBytes, Stream
 from flaskserve.serving.signals import end_after, graceful_stop_begins, quit_now
 
@@ -43,6 +43,9 @@ LINGER_S = 2.0
 LINGER_BYTES = 64 * 1024
 #: How often the event loop looks for clients past their time.
 SWEEP_S = 0.25
+#: Least time between two of the worker's signs of life to the master (a system call each); gunicorn
+#: gives one each turn of its event loop, which under load turns for every few requests.
+NOTIFY_S = 1.0
 _READ_SIZE = 16 * 1024
 _BODY_READ_SIZE = 256 * 1024
 _HEAD_END = b"\r\n\r\n"
@@ -136,12 +139,17 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
 
     #: How long and how much to wait for clients; :func:`head_reading_worker` sets it from settings.
     limits: ClientLimits = ClientLimits()
+    #: gunicorn's settings, read once each (:class:`~.request.Settings` once the worker is made).
+    cfg: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.method_queue = MethodQueue()
-        #: The settings as a thread reads them while serving (:mod:`.request`).
-        self.settings = Settings(self.cfg)
+        #: The settings, each read once (:mod:`.request`): gunicorn's code reads them as the worker's
+        #: ``cfg``, a dozen for each request in the thread that serves it.
+        self.settings = settings_of(self.cfg, self.log)
+        self.cfg = self.settings
+        self._next_notify = 0.0
         # Connections whose request is being read, and those the event loop writes to or closes.
         self._incoming: dict[Any, _Incoming] = {}
         self._outgoing: dict[Any, _Outgoing] = {}
@@ -152,6 +160,15 @@ class HeadReadingWorker(ThreadWorker):  # type: ignore[misc]
         self._next_sweep = 0.0
         #: When a stopping worker stops waiting for requests already begun.
         self._stop_deadline: float | None = None
+
+    def notify(self) -> None:
+        """Tell the master the worker is alive, at most once every ``NOTIFY_S`` (and its timeout's half)."""
+        now = time.monotonic()
+        if now < self._next_notify:
+            return
+        timeout = self.cfg.timeout
+        self._next_notify = now + (min(NOTIFY_S, timeout / 2) if timeout > 0 else NOTIFY_S)
+        super().notify()
 
     def get_thread_pool(self) -> Any:
         """The threads requests are handed to: a plain queue of connections (:mod:`.pool`)."""
