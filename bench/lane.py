@@ -9,9 +9,12 @@ each flaskserve path, the functions that took the most time of their own
 (cProfile, top entries by ``tottime``).
 
 ``--rate-limit`` turns rate limits on in both apps (counted in memory, with a
-limit no round reaches), to show what the check costs each path.
+limit no round reaches), to show what the check costs each path. ``--access-log``
+writes each request's access line (JSON, to the null device) as ``flaskserve
+serve`` does; without it no line is logged.
 
     python bench/lane.py [--requests 5000] [--rounds 5] [--top 15] [--rate-limit 100000000/minute]
+                         [--access-log]
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import statistics
 import tempfile
@@ -31,6 +35,7 @@ from peers import flask_hello_app, hello_app
 
 from flaskserve import testing
 from flaskserve.app import create_app
+from flaskserve.observability.logging import configure_logging
 from flaskserve.settings import load_settings
 
 BODY = b'{"x": 1, "y": 2}'
@@ -55,7 +60,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--rate-limit", default=None, help="e.g. 100000000/minute; none by default")
+    parser.add_argument("--access-log", action="store_true", help="write access lines to the null device")
     args = parser.parse_args()
+    if args.access_log:
+        configure_logging("info", "json", open(os.devnull, "w"))  # noqa: SIM115 (open for the whole run)
     with tempfile.TemporaryDirectory() as folder:
         repository = testing.write_repository(
             Path(folder), {"linear": {"1": (testing.train_linear_xy(), ".skops")}}

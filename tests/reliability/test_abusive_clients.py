@@ -473,6 +473,26 @@ def test_a_request_refused_before_its_body_was_read_does_not_lose_the_next_one(
         assert read_answer(sock).status == 200
 
 
+def test_a_body_cut_short_of_its_content_length_is_never_answered_for_what_came(served: Served) -> None:
+    """A client that stops sending after a whole JSON document, short of its ``Content-Length``.
+
+    Found with a raw socket under granian: the server hands the application what
+    came, then the end of the stream, and the prediction was answered 200. It is
+    now refused (400); gunicorn's worker closes the connection unanswered.
+    """
+    body = b'{"x": 1, "y": 2}'
+    head = (
+        "POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body) + 14}\r\n\r\n"
+    ).encode()
+    with connect(served) as sock:
+        sock.sendall(head + body)
+        sock.shutdown(socket.SHUT_WR)
+        answer, _ended = read_until_closed(sock, 5.0)
+
+    assert statuses(answer) in ([], [400])
+
+
 # -- helpers for refused requests ----------------------------------------------------------------
 
 

@@ -35,7 +35,7 @@ import os
 import queue
 import threading
 import weakref
-from typing import Any
+from typing import Any, Protocol
 
 #: Records waiting to be written before logging makes the caller wait.
 QUEUE_LIMIT = 10_000
@@ -47,6 +47,17 @@ GATHER_S = 0.05
 _queues: weakref.WeakSet[LogQueue] = weakref.WeakSet()
 _hooks_installed = threading.Lock()
 _hooks: list[bool] = []
+
+
+class DeferredRecord(Protocol):
+    """A record the writer makes (:meth:`record`), for a line whose caller only left its facts."""
+
+    levelno: int
+
+    def record(self) -> logging.LogRecord: ...
+
+    def line(self, formatter: logging.Formatter | None) -> str | None:
+        """The line ``formatter`` would make of :meth:`record`, if it can be made without it."""
 
 
 class _Process:
@@ -88,14 +99,15 @@ class QueuedHandler(logging.handlers.QueueHandler):
             self.emit(passed if isinstance(passed, logging.LogRecord) else record)
         return passed
 
-    def enqueue(self, record: logging.LogRecord) -> None:
+    def enqueue(self, record: logging.LogRecord | DeferredRecord) -> None:
+        """Queue a record, or one the writer is to make; this handler's filters are the caller's to run."""
         owner = self.owner
         with owner.lock:
             if owner.running or owner.start_locked():
                 self.queue.put(record)  # waits while the queue is full: never drops a line
                 return
         # No writer (closed by its owner, the process ending, a fork under way): write in this thread.
-        owner.target.handle(record)
+        owner.target.handle(_made(record))
 
     def flush(self) -> None:
         """Wait until every record queued so far has been written."""
@@ -155,22 +167,32 @@ class _Writer:
             if batch[-1] is stop:
                 return
 
-    def _write(self, batch: list[logging.LogRecord]) -> None:
+    def _write(self, batch: list[logging.LogRecord | DeferredRecord]) -> None:
         """Hand records over as ``QueueListener(respect_handler_level=True)`` would; a stream: one write."""
         target = self._target
         batch = [record for record in batch if record.levelno >= target.level]
         if not isinstance(target, logging.StreamHandler):
             for record in batch:
-                target.handle(record)
+                target.handle(_made(record))
             return
         # StreamHandler.emit, for the whole batch: one write and one flush (a system call each) in all.
         lines = []
-        for record in batch:
-            if target.filter(record):
-                try:
-                    lines.append(target.format(record) + target.terminator)
-                except Exception:
-                    target.handleError(record)
+        for item in batch:
+            try:
+                # A deferred record formats itself when it can: no record is made at all.
+                line = (
+                    None
+                    if isinstance(item, logging.LogRecord) or target.filters
+                    else item.line(target.formatter)
+                )
+                if line is None:
+                    record = _made(item)
+                    if not target.filter(record):
+                        continue
+                    line = target.format(record)
+                lines.append(line + target.terminator)
+            except Exception:
+                target.handleError(_made(item))
         if not lines:
             return
         with target.lock:  # type: ignore[union-attr]
@@ -178,7 +200,7 @@ class _Writer:
                 target.stream.write("".join(lines))
                 target.flush()
             except Exception:
-                target.handleError(batch[-1])
+                target.handleError(_made(batch[-1]))
 
 
 class LogQueue:
@@ -229,6 +251,10 @@ class LogQueue:
         self.handler.queue = queue.Queue(self.limit)
         self.lock = threading.Lock()
         self.writer = None
+
+
+def _made(record: logging.LogRecord | DeferredRecord) -> logging.LogRecord:
+    return record if isinstance(record, logging.LogRecord) else record.record()
 
 
 def drain_all() -> None:

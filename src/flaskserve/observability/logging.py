@@ -10,8 +10,10 @@ client's ``X-Request-ID`` to the model's traceback.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -23,6 +25,8 @@ from flaskserve.observability.log_queue import LogQueue, QueuedHandler
 
 #: The logger of the one line per request (see :mod:`flaskserve.observability.tracker`).
 ACCESS_LOGGER = "flaskserve.access"
+#: The message of every access line: its facts are its fields.
+ACCESS_MESSAGE = "request"
 
 # Attributes every LogRecord has; anything else was passed with ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -58,28 +62,172 @@ class AccessSample(logging.Filter):
         self.draw = draw
 
     def filter(self, record: logging.LogRecord) -> bool:
-        status = getattr(record, "status", None)
+        return self.keeps(getattr(record, "status", None))
+
+    def keeps(self, status: object) -> bool:
+        """Whether the line of an answer with ``status`` is written."""
         if not isinstance(status, int) or not 200 <= status < 300:
             return True
         return self.draw() < self.share
 
 
+class AccessEntry:
+    """An access line as the request's thread leaves it: time, level and fields; the writer makes the record.
+
+    ``Logger.makeRecord`` looks up the time, the process and its name, the thread
+    and its name and the source file's name for each record, and ``Logger.handle``
+    then walks filters and handlers: about 4.5% of the GIL-held time of a served
+    one-row prediction's thread (docs/performance.md, "The access line and the body
+    read, second pass"). :func:`queue_access_line` runs what that walk would have run and queues
+    this instead; :meth:`record` gives the writer the record ``makeRecord`` would
+    have made, from one made once per process and logger for the rest.
+    """
+
+    __slots__ = ("created", "fields", "levelno", "logger", "pathname", "thread")
+
+    def __init__(
+        self, logger: str, levelno: int, pathname: str, fields: dict[str, Any], created: float, thread: int
+    ) -> None:
+        self.logger = logger
+        self.levelno = levelno
+        self.pathname = pathname
+        self.fields = fields
+        self.created = created
+        self.thread = thread
+
+    def record(self) -> logging.LogRecord:
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        attributes = record.__dict__
+        attributes.update(_prototype(self.logger, self.pathname))
+        created = self.created
+        attributes["levelno"] = self.levelno
+        attributes["levelname"] = logging.getLevelName(self.levelno)
+        attributes["created"] = created
+        attributes["msecs"] = _msecs(created)
+        attributes["relativeCreated"] = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
+        attributes["thread"] = self.thread if logging.logThreads else None
+        # The name would cost the request's thread a lookup; no flaskserve line shows it.
+        attributes["threadName"] = None
+        attributes.update(self.fields)
+        return record
+
+    def line(self, formatter: logging.Formatter | None) -> str | None:
+        """The JSON line, straight from the fields: the record is only made for another formatter."""
+        if type(formatter) is not JsonFormatter:
+            return None
+        created = self.created
+        return formatter.line(
+            created,
+            _msecs(created),
+            logging.getLevelName(self.levelno),
+            self.logger,
+            _prototype(self.logger, self.pathname)["process"],
+            ACCESS_MESSAGE,
+            self.fields,
+        )
+
+
+def _msecs(created: float) -> float:
+    """A record's ``msecs``, as ``LogRecord`` makes it of its ``created``."""
+    return int((created - int(created)) * 1000) + 0.0
+
+
+#: The attributes an access record shares with every other of its process, by (pid, logger, file).
+_PROTOTYPES: dict[tuple[int, str, str], dict[str, Any]] = {}
+
+
+def _prototype(logger: str, pathname: str) -> dict[str, Any]:
+    key = (os.getpid(), logger, pathname)
+    found = _PROTOTYPES.get(key)
+    if found is None:
+        found = _PROTOTYPES[key] = vars(
+            logging.LogRecord(logger, logging.INFO, pathname, 0, ACCESS_MESSAGE, (), None)
+        )
+    return found
+
+
+def queue_access_line(logger: logging.Logger, levelno: int, fields: dict[str, Any], pathname: str) -> bool:
+    """Queue the access line of ``fields`` as an :class:`AccessEntry` if flaskserve's handler alone takes it.
+
+    That is the set-up :func:`configure_logging` leaves: no handler on ``logger``
+    itself, which passes its records to its parent, whose one handler is
+    flaskserve's queue with its request id filter (a no-op here: the fields name
+    the request) and goes no further. The logger's own filters may be
+    :class:`AccessSample` ones, which are run here. Whether the line was dealt
+    with (queued, or left out by sampling); when not, the caller logs it the
+    standard way: a handler, level or filter of anyone else's sees the record
+    it always saw.
+    """
+    if logger.handlers or logger.disabled or not logger.propagate:
+        return False
+    parent = logger.parent
+    if parent is None or parent.propagate or len(parent.handlers) != 1:
+        return False
+    handler = parent.handlers[0]
+    if type(handler) is not QueuedHandler or handler.level > levelno:
+        return False
+    if fields.get("request_id") is None or any(type(kept) is not RequestIdFilter for kept in handler.filters):
+        return False
+    samples = [sample for sample in logger.filters if type(sample) is AccessSample]
+    if len(samples) != len(logger.filters):
+        return False
+    status = fields.get("status")
+    if not all(sample.keeps(status) for sample in samples):
+        return True
+    handler.enqueue(AccessEntry(logger.name, levelno, pathname, fields, time.time(), threading.get_ident()))
+    return True
+
+
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        #: The last second :meth:`line` wrote and its text: lines come many a second.
+        self._second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
-        document: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            # Which gunicorn worker wrote the line: a worker's requests can be told apart.
-            "pid": record.process,
-            "message": record.getMessage(),
+        extras = {
+            key: value
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD and not key.startswith("_")
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                document[key] = value
-        if record.exc_info:
-            document["traceback"] = self.formatException(record.exc_info)
+        return self.line(
+            record.created,
+            record.msecs,
+            record.levelname,
+            record.name,
+            record.process,
+            record.getMessage(),
+            extras,
+            self.formatException(record.exc_info) if record.exc_info else None,
+        )
+
+    def line(
+        self,
+        created: float,
+        msecs: float,
+        levelname: str,
+        logger: str,
+        pid: int | None,
+        message: str,
+        extras: dict[str, Any],
+        traceback: str | None = None,
+    ) -> str:
+        """The line of a record of these attributes (``extras``: those passed with ``extra=``)."""
+        second = int(created)
+        stamp = self._second
+        if stamp[0] != second:
+            stamp = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        document: dict[str, Any] = {
+            "time": f"{stamp[1]}.{int(msecs):03d}Z",
+            "level": levelname.lower(),
+            "logger": logger,
+            # Which gunicorn worker wrote the line: a worker's requests can be told apart.
+            "pid": pid,
+            "message": message,
+            **extras,
+        }
+        if traceback:
+            document["traceback"] = traceback
         return orjson.dumps(document, default=str).decode()
 
 

@@ -31,6 +31,7 @@ from flaskserve.observability.context import (
     notes,
     set_request_id,
 )
+from flaskserve.observability.logging import ACCESS_MESSAGE, queue_access_line
 from flaskserve.observability.metrics import Metrics
 from flaskserve.web.errors import ERROR_ID_HEADER
 from flaskserve.web.header_list import MutableHeaders
@@ -271,9 +272,11 @@ def _log_access(fields: dict[str, Any], status: int) -> None:
     # Absent facts are left out rather than logged as null, to keep lines short.
     extra = {key: value for key, value in fields.items() if value is not None}
     level = logging.ERROR if status >= 500 else logging.INFO
+    if queue_access_line(access_log, level, extra, __file__):
+        return
     # Built directly rather than through access_log.log(): that path walks the stack to
     # find the caller's file and line, which an access line never shows, on every request.
-    record = access_log.makeRecord(access_log.name, level, __file__, 0, "request", (), None, extra=extra)
+    record = access_log.makeRecord(access_log.name, level, __file__, 0, ACCESS_MESSAGE, (), None, extra=extra)
     access_log.handle(record)
 
 

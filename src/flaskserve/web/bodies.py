@@ -3,8 +3,9 @@
 Every route that reads a body calls :func:`read_body` (the prediction lane, which
 has no Flask request, :func:`read_declared_body`), so every limit holds on every
 route: the declared size (Werkzeug answers 413 for a ``Content-Length`` over
-``MAX_CONTENT_LENGTH``), the size of a chunked body (refused, never cut), and the
-encoding (compressed bodies are refused rather than parsed as garbage).
+``MAX_CONTENT_LENGTH``), the size of a chunked body (refused, never cut), a body
+shorter than its ``Content-Length`` (refused, never answered for what came), and
+the encoding (compressed bodies are refused rather than parsed as garbage).
 
 A request refused before its body is read (an unknown model, a bad key, a wrong
 media type, a declared size over the limit) leaves that body unread. granian then
@@ -23,7 +24,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from flask import Flask, Request, Response, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
 from flaskserve.access import MODEL_NAME_HEADER, MODEL_VERSION_HEADER
@@ -43,6 +44,7 @@ __all__ = [
     "read_declared_body",
     "read_optional_json",
     "refuse_compressed",
+    "refuse_cut_body",
     "set_model_headers",
 ]
 
@@ -66,15 +68,18 @@ def read_body(req: Request | None = None) -> bytes:
 
     Werkzeug stops reading a body without Content-Length at the limit and returns
     what it has; a cut CSV or JSON array can still parse, so a body that fills the
-    limit exactly is refused with 413 rather than answered for its first part.
+    limit exactly is refused with 413 rather than answered for its first part, and
+    a declared body that ended early is refused too (:func:`refuse_cut_body`).
     ``req`` is the current request unless given.
     """
     req = req if req is not None else current_request()
     refuse_compressed(req.environ)
     body = req.get_data(cache=False)
     limit = req.max_content_length
-    if limit is not None and req.content_length is None and len(body) >= limit:
+    declared = req.content_length
+    if limit is not None and declared is None and len(body) >= limit:
         raise PayloadTooLarge()
+    refuse_cut_body(len(body), declared)
     req.environ[_BODY_READ] = True
     return body
 
@@ -89,18 +94,54 @@ def refuse_compressed(environ: MutableMapping[str, Any]) -> None:
 def read_declared_body(environ: dict[str, Any], limit: int) -> bytes:
     """The body of a request that declares its ``Content-Length``, read from the WSGI environ itself.
 
-    For code that serves a request without a Flask request (the prediction lane):
-    Werkzeug's own input stream, which answers 413 for a declared size over
-    ``limit`` before reading a byte, and the same encoding rule as :func:`read_body`.
+    For code that serves a request without a Flask request (the prediction lane),
+    with the limits :func:`read_body` keeps: 413 for a declared size over ``limit``
+    before a byte is read, compressed bodies refused, and a body that ends before
+    its declared size refused (:func:`refuse_cut_body`). A length of plain digits
+    (every length gunicorn and granian let through) is read straight from
+    ``wsgi.input``: Werkzeug's stream wrapper cost ten times the read itself
+    (docs/performance.md, "The access line and the body read, second pass"). Any
+    other length goes through Werkzeug as before (which reads most of them as 0).
     A body without ``Content-Length`` (chunked) is left to :func:`read_body`.
     """
     refuse_compressed(environ)
-    try:
-        body = get_input_stream(environ, max_content_length=limit).read()
-    except RequestEntityTooLarge:
-        raise PayloadTooLarge() from None
+    declared: str = environ.get("CONTENT_LENGTH", "")
+    if not (declared.isascii() and declared.isdigit()):
+        try:
+            body = get_input_stream(environ, max_content_length=limit).read()
+        except RequestEntityTooLarge:
+            raise PayloadTooLarge() from None
+    else:
+        length = int(declared)
+        if length > limit:
+            raise PayloadTooLarge()
+        body = _read_exactly(environ["wsgi.input"], length)
     environ[_BODY_READ] = True
     return body
+
+
+def _read_exactly(stream: Any, length: int) -> bytes:
+    """``length`` bytes of ``stream``, refusing a stream that ends before them."""
+    body: bytes = stream.read(length) if length else b""
+    # A stream may hand a body over in parts; the servers' own hand it over whole.
+    while len(body) < length and (more := stream.read(length - len(body))):
+        body += more
+    refuse_cut_body(len(body), length)
+    return body
+
+
+def refuse_cut_body(received: int, declared: int | None) -> None:
+    """Refuse a body that ended before its ``Content-Length``: the client stopped sending it.
+
+    gunicorn and granian both hand the application the bytes that came and then
+    the end of the stream, and Werkzeug, told the server ends the stream itself
+    (``wsgi.input_terminated``), reads up to that end: a cut body that still
+    parses (a JSON document followed by blanks, a CSV cut after a row) was
+    answered for what came. Werkzeug's own refusal of a short stream,
+    :exc:`~werkzeug.exceptions.ClientDisconnected` (400), answers it instead.
+    """
+    if declared is not None and received < declared:
+        raise ClientDisconnected()
 
 
 def init_app(app: Flask) -> None:
