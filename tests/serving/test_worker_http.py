@@ -5,7 +5,8 @@ stream that holds an answer's head until its body's first bytes, and takes the
 connection back for keep-alive itself. What a client sees must stay gunicorn's:
 pipelined requests answered in order, chunked bodies, ``Expect: 100-continue``,
 ``HEAD``, keep-alive and close, answers of every shape intact, gunicorn's own
-refusals, a ``Date`` that is the current one, and the user's gunicorn hooks.
+refusals, a ``Date`` that is the current one, and the user's gunicorn hooks —
+with gunicorn's C parser (``gunicorn_h1c``) and with its Python fallback alike.
 """
 
 from __future__ import annotations
@@ -66,8 +67,14 @@ LARGE = bytes(range(256)) * 4096
 STREAMED = b"".join(b"piece %d\n" % number for number in range(5))
 
 
-@pytest.fixture(scope="module")
-def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+#: gunicorn's two request parsers: its C one (gunicorn_h1c, a dependency) and its Python fallback.
+PARSERS = ("fast", "python")
+
+
+@pytest.fixture(scope="module", params=PARSERS)
+def address(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, int]]:
     folder = tmp_path_factory.mktemp("worker-http")
     (folder / "worker_http_app.py").write_text(APP, encoding="utf-8")
     (folder / "worker_http_conf.py").write_text(CONFIG, encoding="utf-8")
@@ -75,7 +82,7 @@ def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int
     source = str(Path(flaskserve.__file__).resolve().parents[1])
     command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4"]
     command += ["--bind", f"127.0.0.1:{port}", "--no-control-socket", "--chdir", str(folder)]
-    command += ["--config", str(folder / "worker_http_conf.py")]
+    command += ["--config", str(folder / "worker_http_conf.py"), "--http-parser", request.param]
     command += ["--worker-class", "flaskserve.serving.gthread.HeadReadingWorker", "worker_http_app:app"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, str(folder)])}
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
