@@ -22,9 +22,10 @@ from flaskserve import __version__
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRAS = ("granian", "redis", "onnx", "xgboost", "lightgbm")
+EXTRAS = ("speedups", "granian", "redis", "onnx", "xgboost", "lightgbm")
 #: The module each extra makes importable.
 EXTRA_MODULES = {
+    "speedups": "gunicorn_h1c",
     "granian": "granian",
     "redis": "redis",
     "onnx": "onnxruntime",
