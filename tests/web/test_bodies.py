@@ -164,6 +164,9 @@ def test_a_body_shorter_than_its_content_length_is_refused_even_when_what_came_p
 
     assert response.status_code == 400
     assert response.headers["Connection"] == "close"
+    assert response.get_json()["error"] == (
+        f"the request body ended before the {len(body) + 14} bytes its Content-Length declares"
+    )
 
 
 class _Trickle(io.BytesIO):

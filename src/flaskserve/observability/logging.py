@@ -132,12 +132,14 @@ def _msecs(created: float) -> float:
     return int((created - int(created)) * 1000) + 0.0
 
 
-#: The attributes an access record shares with every other of its process, by (pid, logger, file).
-_PROTOTYPES: dict[tuple[int, str, str], dict[str, Any]] = {}
+#: The attributes an access record shares with every other of its process, by (logger, file);
+#: forgotten in a forked child, whose records name its own process.
+_PROTOTYPES: dict[tuple[str, str], dict[str, Any]] = {}
+os.register_at_fork(after_in_child=_PROTOTYPES.clear)
 
 
 def _prototype(logger: str, pathname: str) -> dict[str, Any]:
-    key = (os.getpid(), logger, pathname)
+    key = (logger, pathname)
     found = _PROTOTYPES.get(key)
     if found is None:
         found = _PROTOTYPES[key] = vars(

@@ -28,7 +28,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
 from flaskserve.access import MODEL_NAME_HEADER, MODEL_VERSION_HEADER
-from flaskserve.errors import PayloadTooLarge, UnsupportedMediaType
+from flaskserve.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from flaskserve.models.served import ServedModel
 from flaskserve.protocols.payload import decode_json, encode_json, is_json_mimetype
 from flaskserve.web.header_list import MutableHeaders
@@ -74,9 +74,13 @@ def read_body(req: Request | None = None) -> bytes:
     """
     req = req if req is not None else current_request()
     refuse_compressed(req.environ)
-    body = req.get_data(cache=False)
-    limit = req.max_content_length
     declared = req.content_length
+    try:
+        body = req.get_data(cache=False)
+    except ClientDisconnected:
+        # Werkzeug's own refusal of a stream the server did not end itself: the same answer.
+        raise _cut_body(declared or 0) from None
+    limit = req.max_content_length
     if limit is not None and declared is None and len(body) >= limit:
         raise PayloadTooLarge()
     refuse_cut_body(len(body), declared)
@@ -137,11 +141,15 @@ def refuse_cut_body(received: int, declared: int | None) -> None:
     the end of the stream, and Werkzeug, told the server ends the stream itself
     (``wsgi.input_terminated``), reads up to that end: a cut body that still
     parses (a JSON document followed by blanks, a CSV cut after a row) was
-    answered for what came. Werkzeug's own refusal of a short stream,
-    :exc:`~werkzeug.exceptions.ClientDisconnected` (400), answers it instead.
+    answered for what came. It is refused with 400 instead; the body counts as
+    unread, so the answer also closes the connection (:func:`close_if_body_unread`).
     """
     if declared is not None and received < declared:
-        raise ClientDisconnected()
+        raise _cut_body(declared)
+
+
+def _cut_body(declared: int) -> BadRequest:
+    return BadRequest(f"the request body ended before the {declared} bytes its Content-Length declares")
 
 
 def init_app(app: Flask) -> None:
